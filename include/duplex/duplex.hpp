@@ -1,0 +1,13 @@
+// duplex — umbrella header: everything an application needs.
+#pragma once
+
+#include <duplex/client/connect.hpp>
+#include <duplex/config.hpp>
+#include <duplex/websocket/close_status.hpp>
+#include <duplex/websocket/error.hpp>
+#include <duplex/websocket/handshake.hpp>
+#include <duplex/websocket/message.hpp>
+#include <duplex/websocket/options.hpp>
+#include <duplex/websocket/state.hpp>
+#include <duplex/websocket/stream.hpp>
+#include <duplex/websocket/websocket.hpp>

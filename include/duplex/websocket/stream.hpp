@@ -1,0 +1,822 @@
+// duplex::ws::stream<Next> — RFC 6455 over any Asio stream (TCP, TLS, a Unix socket, a test stream).
+//
+// The stream is a thin coroutine shell around the sans-I/O pieces (frame, mask, utf8, close_status,
+// handshake, http parser). Its state lives in a shared core so that a flush still in flight when the
+// last handle goes away finishes safely. All operations of one stream must run on its executor (a
+// strand when the io_context has several threads).
+#pragma once
+
+#include <duplex/config.hpp>
+#include <duplex/detail/mask_key_source.hpp>
+#include <duplex/detail/transport.hpp>
+#include <duplex/http/parser.hpp>
+#include <duplex/http/response.hpp>
+#include <duplex/websocket/close_status.hpp>
+#include <duplex/websocket/error.hpp>
+#include <duplex/websocket/frame.hpp>
+#include <duplex/websocket/handshake.hpp>
+#include <duplex/websocket/mask.hpp>
+#include <duplex/websocket/message.hpp>
+#include <duplex/websocket/options.hpp>
+#include <duplex/websocket/state.hpp>
+#include <duplex/websocket/utf8.hpp>
+#include <duplex/websocket/websocket.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace duplex::ws {
+
+namespace detail {
+
+// Below this a read buffer could not hold a control frame with its header.
+inline constexpr std::size_t min_receive_buffer = 256;
+
+struct flag_guard {
+    bool& flag;
+    explicit flag_guard(bool& f) noexcept : flag(f) { flag = true; }
+    ~flag_guard() { flag = false; }
+    flag_guard(const flag_guard&) = delete;
+    flag_guard& operator=(const flag_guard&) = delete;
+};
+
+inline void check_close_arguments(close_status status, std::string_view description) {
+    if (status == close_status::empty) {
+        if (!description.empty())
+            throw std::invalid_argument("a close description needs a close status other than 'empty'");
+        return;
+    }
+    if (!is_valid_wire_code(static_cast<std::uint16_t>(status)))
+        throw std::invalid_argument("close status " + std::to_string(static_cast<unsigned>(status)) +
+                                    " may not be sent in a close frame");
+    if (description.size() > max_close_reason_size)
+        throw std::invalid_argument("a close description is limited to 123 bytes");
+    if (!is_valid_utf8(description)) throw std::invalid_argument("a close description must be valid UTF-8");
+}
+
+// Our own failure messages go into the close frame's reason, cut to what a control frame can carry.
+inline std::string_view close_reason_for(std::string_view detail) {
+    return detail.substr(0, std::min(detail.size(), max_close_reason_size));
+}
+
+// Lifetime: each operation holds a reference to the core while it runs, so a handle dropped while an
+// operation is suspended (or a flush is in flight) never leaves that operation on a destroyed stream.
+template <class Next>
+class stream_core final : public duplex::detail::websocket_interface,
+                          public std::enable_shared_from_this<stream_core<Next>> {
+public:
+    stream_core(Next next, role r, stream_options options)
+        : next_(std::move(next)),
+          role_(r),
+          options_(options),
+          message_limit_(options.max_message_size),
+          rx_capacity_(std::max(options.receive_buffer_size, min_receive_buffer)),
+          rx_(std::make_unique_for_overwrite<std::byte[]>(rx_capacity_)),
+          wake_(next_.get_executor(), asio::steady_timer::time_point::max()),
+          deadline_(next_.get_executor()) {}
+
+    Next& next_layer() noexcept { return next_; }
+
+    // Bytes that arrived before the stream took over the transport (e.g. read by an HTTP server along
+    // with the upgrade request) and belong to the WebSocket.
+    void prime(std::span<const std::byte> bytes) {
+        if (bytes.size() > rx_capacity_ - rx_end_)
+            throw std::length_error("more pre-read bytes than the receive buffer holds");
+        std::memcpy(rx_.get() + rx_end_, bytes.data(), bytes.size());
+        rx_end_ += bytes.size();
+    }
+
+    // ---- opening handshake, server side ----
+
+    awaitable<http::request> read_request() {
+        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        state_ = websocket_state::connecting;
+        http::request_parser parser(options_.http_limits);
+        arm_deadline(options_.handshake_timeout, websocket_errc::handshake_failed);
+        const auto ec = co_await read_head(parser);
+        disarm_deadline();
+        if (ec) {
+            state_ = websocket_state::aborted;
+            duplex::detail::close_transport(next_);
+            throw websocket_error(map_transport_error(ec), "while reading the upgrade request");
+        }
+        if (parser.status() == http::parse_status::error) {
+            co_await reject(parser.error_status(), parser.error_message());
+            throw websocket_error(websocket_errc::handshake_failed, std::string(parser.error_message()));
+        }
+        co_return std::move(parser.get());
+    }
+
+    // Answers the upgrade request with 101 Switching Protocols, or with the RFC's error (400, or 426 for
+    // another protocol version) and throws. `sub_protocol` must be one the client offered.
+    awaitable<void> accept(const http::request& request, std::string_view sub_protocol,
+                           const http::headers& extra_headers) {
+        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        state_ = websocket_state::connecting;
+        if (auto check = handshake::validate_request(request); !check) {
+            co_await write_and_close(handshake::make_error_response(check));
+            throw websocket_error(websocket_errc::handshake_failed, check.message);
+        }
+        if (!sub_protocol.empty()) {
+            const auto offered = handshake::requested_protocols(request);
+            if (std::find(offered.begin(), offered.end(), sub_protocol) == offered.end())
+                throw std::invalid_argument("sub-protocol '" + std::string(sub_protocol) +
+                                            "' was not offered by the client");
+        }
+        const auto key = request.headers.get("Sec-WebSocket-Key").value_or("");
+        const auto response = handshake::make_accept_response(key, sub_protocol, extra_headers);
+        arm_deadline(options_.handshake_timeout, websocket_errc::handshake_failed);
+        auto [ec, n] = co_await asio::async_write(next_, asio::buffer(response), duplex::detail::use_nothrow_awaitable);
+        disarm_deadline();
+        if (ec) {
+            state_ = websocket_state::aborted;
+            duplex::detail::close_transport(next_);
+            throw websocket_error(map_transport_error(ec), "while answering the upgrade request");
+        }
+        sub_protocol_ = sub_protocol;
+        state_ = websocket_state::open;
+    }
+
+    // Answers an HTTP request that will not become a WebSocket and closes the connection.
+    awaitable<void> reject(int status_code, std::string_view message) {
+        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        http::headers headers;
+        headers.add("Content-Type", "text/plain; charset=utf-8");
+        headers.add("Content-Length", std::to_string(message.size()));
+        headers.add("Connection", "close");
+        std::string response;
+        http::write_response_head(response, status_code, headers);
+        response.append(message);
+        co_await write_and_close(std::move(response));
+    }
+
+    // ---- opening handshake, client side ----
+
+    awaitable<void> handshake(std::string_view host, std::string_view target,
+                              std::span<const std::string> sub_protocols, const http::headers& extra_headers) {
+        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        state_ = websocket_state::connecting;
+        const auto key = handshake::generate_key();
+        const auto request = handshake::make_request(host, target, key, sub_protocols, extra_headers);
+        arm_deadline(options_.handshake_timeout, websocket_errc::handshake_failed);
+        auto [write_ec, written] =
+            co_await asio::async_write(next_, asio::buffer(request), duplex::detail::use_nothrow_awaitable);
+        if (write_ec) {
+            disarm_deadline();
+            fail_handshake("could not send the upgrade request: " + write_ec.message());
+        }
+        http::response_parser parser(options_.http_limits);
+        const auto ec = co_await read_head(parser);
+        disarm_deadline();
+        if (ec)
+            fail_handshake("connection ended during the opening handshake: " +
+                           make_error_code(map_transport_error(ec)).message());
+        if (parser.status() == http::parse_status::error)
+            fail_handshake("malformed upgrade response: " + std::string(parser.error_message()));
+        const auto& response = parser.get();
+        if (auto check = handshake::validate_response(response, key, sub_protocols); !check)
+            fail_handshake(check.error);
+        sub_protocol_ = std::string(response.headers.get("Sec-WebSocket-Protocol").value_or(""));
+        state_ = websocket_state::open;
+    }
+
+    // ---- messages ----
+
+    awaitable<receive_result> receive(asio::mutable_buffer buffer) override {
+        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        check_can_receive();
+        flag_guard guard(receiving_);
+        co_return co_await next_piece(buffer);
+    }
+
+    awaitable<receive_result> receive_message(std::vector<std::byte>& out, std::size_t max_size) override {
+        return receive_whole(out, max_size);
+    }
+    awaitable<receive_result> receive_message(std::string& out, std::size_t max_size) override {
+        return receive_whole(out, max_size);
+    }
+
+    awaitable<void> send(asio::const_buffer data, message_type type, bool end_of_message,
+                         message_flags /*flags: meaningful once an extension is negotiated*/) override {
+        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        check_can_send();
+        if (type == message_type::close)
+            throw std::invalid_argument("send a close with close() or close_output(), not send()");
+        opcode op = type == message_type::text ? opcode::text : opcode::binary;
+        if (send_in_message_) {
+            if (type != send_message_type_)
+                throw std::invalid_argument("the message type changed in the middle of a fragmented message");
+            op = opcode::continuation;
+        }
+        send_in_message_ = !end_of_message;
+        send_message_type_ = type;
+
+        frame_header header;
+        header.fin = end_of_message;
+        header.op = op;
+        header.payload_length = data.size();
+        if (role_ == role::client) {
+            header.masked = true;
+            header.key = duplex::detail::next_mask_key();
+        } else if (data.size() >= options_.direct_write_threshold) {
+            co_await write_direct(header, data);
+            co_return;
+        }
+        append_frame(header, data);
+        schedule_flush();
+        while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
+        throw_if_failed();
+    }
+
+    awaitable<void> close(close_status status, std::string_view description) override {
+        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        check_close_arguments(status, description);
+        if (state_ == websocket_state::closed) co_return;
+        throw_if_failed();
+        require_opened();
+        arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
+        if (!close_sent_) queue_close(status, description);
+        co_await flush_all();
+        if (!close_received_) {
+            if (receiving_) {
+                // The pending receive will read the peer's close frame; wait for it to tell us.
+                while (!close_received_ && !failure_) co_await wait_for_event();
+                throw_if_failed();
+            } else {
+                flag_guard guard(receiving_);
+                std::array<std::byte, 512> discard;
+                while (!close_received_) co_await next_piece(asio::buffer(discard));
+            }
+        }
+        disarm_deadline();
+        co_await finish_transport();
+        state_ = websocket_state::closed;
+    }
+
+    awaitable<void> close_output(close_status status, std::string_view description) override {
+        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        check_close_arguments(status, description);
+        if (state_ == websocket_state::closed) co_return;
+        throw_if_failed();
+        require_opened();
+        if (close_sent_) co_return;
+        queue_close(status, description);
+        arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
+        co_await flush_all();
+        disarm_deadline();
+        if (close_received_) {
+            co_await finish_transport();
+            state_ = websocket_state::closed;
+        }
+    }
+
+    void abort() noexcept override {
+        if (!failure_) failure_ = make_error_code(websocket_errc::aborted);
+        if (state_ != websocket_state::closed) state_ = websocket_state::aborted;
+        duplex::detail::close_transport(next_);
+        deadline_.cancel();
+        notify();
+    }
+
+    websocket_state state() const noexcept override { return state_; }
+    const std::string& sub_protocol() const noexcept override { return sub_protocol_; }
+    asio::any_io_executor get_executor() const override {
+        return const_cast<Next&>(next_).get_executor();
+    }
+
+private:
+    // ---- receiving ----
+
+    std::string_view buffered_text() const noexcept {
+        return {reinterpret_cast<const char*>(rx_.get() + rx_begin_), rx_end_ - rx_begin_};
+    }
+
+    // Feeds the HTTP head parser until it is done or fails; what follows the head stays buffered for the
+    // WebSocket. The parser copies what it keeps and enforces its own size limits, so it consumes every
+    // byte it is given until the head ends.
+    template <class Parser>
+    awaitable<std::error_code> read_head(Parser& parser) {
+        for (;;) {
+            rx_begin_ += parser.feed(buffered_text());
+            if (parser.status() != http::parse_status::need_more) co_return std::error_code{};
+            const auto ec = co_await read_more();
+            if (ec) co_return ec;
+        }
+    }
+
+    // Reads what the transport has into the free end of the receive buffer, first moving a partial
+    // frame header to the front so it can be completed.
+    awaitable<std::error_code> read_more() {
+        if (rx_begin_ == rx_end_) {
+            rx_begin_ = rx_end_ = 0;
+        } else if (rx_end_ == rx_capacity_) {
+            std::memmove(rx_.get(), rx_.get() + rx_begin_, rx_end_ - rx_begin_);
+            rx_end_ -= rx_begin_;
+            rx_begin_ = 0;
+        }
+        auto [ec, n] = co_await next_.async_read_some(asio::buffer(rx_.get() + rx_end_, rx_capacity_ - rx_end_),
+                                                      duplex::detail::use_nothrow_awaitable);
+        rx_end_ += n;
+        if (!ec && n == 0) ec = asio::error::eof;
+        co_return ec;
+    }
+
+    // The heart of receive: delivers the next piece of data, handling control frames on the way.
+    awaitable<receive_result> next_piece(asio::mutable_buffer buffer) {
+        for (;;) {
+            if (!in_frame_) {
+                frame_header header;
+                const auto decoded = decode_header(rx_.get() + rx_begin_, rx_end_ - rx_begin_, header);
+                if (decoded.status == decode_status::need_more) {
+                    co_await fill();
+                    continue;
+                }
+                if (decoded.status == decode_status::length_too_large)
+                    co_await fail(websocket_errc::protocol_error, "frame length has its most significant bit set");
+                co_await check_header(header);
+                rx_begin_ += decoded.header_size;
+
+                if (is_control(header.op)) {
+                    while (rx_end_ - rx_begin_ < header.payload_length) co_await fill();
+                    auto* payload = rx_.get() + rx_begin_;
+                    const auto size = static_cast<std::size_t>(header.payload_length);
+                    rx_begin_ += size;
+                    if (header.masked) apply_mask(payload, size, header.key);
+                    if (header.op == opcode::ping) {
+                        if (!close_sent_) queue_frame(opcode::pong, payload, size);
+                    } else if (header.op == opcode::close) {
+                        co_return co_await on_close_frame(payload, size);
+                    }
+                    continue;
+                }
+
+                if (header.op != opcode::continuation) {
+                    in_message_ = true;
+                    message_kind_ = header.op == opcode::text ? message_type::text : message_type::binary;
+                    message_size_ = 0;
+                    utf8_.reset();
+                }
+                message_size_ += header.payload_length;
+                frame_ = header;
+                frame_remaining_ = header.payload_length;
+                frame_offset_ = 0;
+                in_frame_ = true;
+                if (frame_remaining_ == 0) {
+                    in_frame_ = false;
+                    if (!header.fin) continue;  // an empty fragment carries nothing to deliver
+                    co_await end_message();
+                    co_return receive_result{0, message_kind_, true, std::nullopt, {}};
+                }
+                continue;
+            }
+
+            // Inside a data frame's payload.
+            const auto wanted = static_cast<std::size_t>(std::min<std::uint64_t>(frame_remaining_, buffer.size()));
+            auto* destination = static_cast<std::byte*>(buffer.data());
+            std::size_t count;
+            if (rx_begin_ != rx_end_) {
+                count = std::min(wanted, rx_end_ - rx_begin_);
+                if (frame_.masked)
+                    copy_masked(destination, rx_.get() + rx_begin_, count, frame_.key, frame_offset_);
+                else
+                    std::memcpy(destination, rx_.get() + rx_begin_, count);
+                rx_begin_ += count;
+            } else if (wanted >= rx_capacity_) {
+                // A large payload goes straight into the caller's buffer, never past the frame's end.
+                auto [ec, n] = co_await next_.async_read_some(asio::buffer(destination, wanted),
+                                                              duplex::detail::use_nothrow_awaitable);
+                if (!ec && n == 0) ec = asio::error::eof;
+                if (ec) co_await fail_transport(ec);
+                count = n;
+                if (frame_.masked) apply_mask(destination, count, frame_.key, frame_offset_);
+            } else {
+                co_await fill();
+                continue;
+            }
+            frame_remaining_ -= count;
+            frame_offset_ += count;
+            if (message_kind_ == message_type::text && !utf8_.feed(destination, count))
+                co_await fail(websocket_errc::invalid_payload_data, "invalid UTF-8 in a text message");
+            const bool end_of_message = frame_remaining_ == 0 && frame_.fin;
+            if (frame_remaining_ == 0) in_frame_ = false;
+            if (end_of_message) co_await end_message();
+            co_return receive_result{count, message_kind_, end_of_message, std::nullopt, {}};
+        }
+    }
+
+    awaitable<void> fill() {
+        const auto ec = co_await read_more();
+        if (ec) co_await fail_transport(ec);
+    }
+
+    awaitable<void> end_message() {
+        in_message_ = false;
+        if (message_kind_ == message_type::text && !utf8_.complete())
+            co_await fail(websocket_errc::invalid_payload_data, "a text message ends inside a UTF-8 sequence");
+    }
+
+    // The protocol rules a header must follow, given our role and where we are in a message.
+    awaitable<void> check_header(const frame_header& h) {
+        if (h.rsv1 || h.rsv2 || h.rsv3)
+            co_await fail(websocket_errc::protocol_error, "reserved bits set without a negotiated extension");
+        if (!is_known(h.op)) co_await fail(websocket_errc::protocol_error, "reserved opcode");
+        if (role_ == role::server && !h.masked)
+            co_await fail(websocket_errc::protocol_error, "a client sent an unmasked frame");
+        if (role_ == role::client && h.masked)
+            co_await fail(websocket_errc::protocol_error, "a server sent a masked frame");
+        if (is_control(h.op)) {
+            if (!h.fin) co_await fail(websocket_errc::protocol_error, "fragmented control frame");
+            if (h.payload_length > max_control_payload)
+                co_await fail(websocket_errc::protocol_error, "control frame payload over 125 bytes");
+            co_return;
+        }
+        if (h.op == opcode::continuation && !in_message_)
+            co_await fail(websocket_errc::protocol_error, "continuation frame without a message in progress");
+        if (h.op != opcode::continuation && in_message_)
+            co_await fail(websocket_errc::protocol_error, "new message started inside a fragmented message");
+        const auto so_far = h.op == opcode::continuation ? message_size_ : 0;
+        if (so_far + h.payload_length > message_limit_)
+            co_await fail(websocket_errc::message_too_big,
+                          "message exceeds the maximum size of " + std::to_string(message_limit_) + " bytes");
+    }
+
+    awaitable<receive_result> on_close_frame(const std::byte* payload, std::size_t size) {
+        close_status failure = close_status::protocol_error;
+        const auto parsed = parse_close_payload(payload, size, failure);
+        if (!parsed) {
+            co_await fail(failure == close_status::invalid_payload_data ? websocket_errc::invalid_payload_data
+                                                                         : websocket_errc::protocol_error,
+                          failure == close_status::invalid_payload_data ? "invalid UTF-8 in a close reason"
+                                                                         : "invalid close frame payload");
+        }
+        close_received_ = true;
+        receive_result result{0, message_type::close, true, parsed->status, std::string(parsed->reason)};
+        state_ = close_sent_ ? websocket_state::closed : websocket_state::close_received;
+        notify();
+        co_return result;
+    }
+
+    // ---- failing ----
+
+    // _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): send the matching close frame while the
+    // transport allows, close the transport, and throw.
+    awaitable<void> fail(websocket_errc errc, std::string detail) {
+        if (!failure_) {
+            failure_ = make_error_code(errc);
+            if (!close_sent_) {
+                close_sent_ = true;
+                const auto code = errc == websocket_errc::invalid_payload_data ? close_status::invalid_payload_data
+                                  : errc == websocket_errc::message_too_big    ? close_status::message_too_big
+                                                                                : close_status::protocol_error;
+                queue_close_frame(code, close_reason_for(detail));
+                arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
+                co_await wait_until_flushed();
+                disarm_deadline();
+            }
+            state_ = websocket_state::aborted;
+            co_await linger_and_close(true);
+            notify();
+        }
+        throw websocket_error(failure_, detail);
+    }
+
+    awaitable<void> fail_transport(std::error_code ec) {
+        if (!failure_) failure_ = make_error_code(map_transport_error(ec));
+        state_ = websocket_state::aborted;
+        duplex::detail::close_transport(next_);
+        notify();
+        throw websocket_error(failure_);
+        co_return;
+    }
+
+    [[noreturn]] void fail_handshake(const std::string& detail) {
+        failure_ = make_error_code(websocket_errc::handshake_failed);
+        state_ = websocket_state::aborted;
+        duplex::detail::close_transport(next_);
+        throw websocket_error(websocket_errc::handshake_failed, detail);
+    }
+
+    websocket_errc map_transport_error(std::error_code ec) const noexcept {
+        if (failure_ && failure_.category() == websocket_category())
+            return static_cast<websocket_errc>(failure_.value());
+        if (deadline_fired_) return *deadline_fired_;
+        (void)ec;
+        return websocket_errc::connection_closed_prematurely;
+    }
+
+    void throw_if_failed() const {
+        if (failure_) throw websocket_error(failure_);
+    }
+
+    void require_opened() const {
+        if (state_ == websocket_state::none || state_ == websocket_state::connecting)
+            throw websocket_error(websocket_errc::invalid_state, "the WebSocket is not open yet");
+    }
+
+    void check_can_receive() const {
+        if (receiving_) throw websocket_error(websocket_errc::concurrent_receive);
+        throw_if_failed();
+        require_opened();
+        if (close_received_)
+            throw websocket_error(websocket_errc::invalid_state, "the peer's close frame was already received");
+    }
+
+    void check_can_send() const {
+        throw_if_failed();
+        require_opened();
+        if (close_sent_) throw websocket_error(websocket_errc::invalid_state, "send after close");
+    }
+
+    // ---- the end of the connection ----
+
+    // The transport's end after the close handshake (or a failure). A server half-closes first, as RFC
+    // 6455 §7.1.1 asks, so the client sees end-of-stream right after the close frame; a client waits for
+    // the server to do so. Either way we read until the peer's end (bounded) instead of closing on
+    // unread data, which would send RST and could destroy our close frame in flight.
+    awaitable<void> linger_and_close(bool shutdown_first) {
+        if (!duplex::detail::transport_is_open(next_)) co_return;
+        if (shutdown_first) duplex::detail::shutdown_send(next_);
+        arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
+        std::error_code ec;
+        while (!ec) {
+            rx_begin_ = rx_end_ = 0;
+            ec = co_await read_more();
+        }
+        disarm_deadline();
+        duplex::detail::close_transport(next_);
+    }
+
+    awaitable<void> finish_transport() { co_await linger_and_close(role_ == role::server); }
+
+    // ---- sending ----
+
+    void append_frame(const frame_header& header, asio::const_buffer data) {
+        const auto old_size = out_.size();
+        out_.resize(old_size + max_header_size + data.size());
+        const auto header_size = encode_header(header, out_.data() + old_size);
+        auto* payload = out_.data() + old_size + header_size;
+        const auto* source = static_cast<const std::byte*>(data.data());
+        if (header.masked)
+            copy_masked(payload, source, data.size(), header.key);
+        else if (data.size() != 0)
+            std::memcpy(payload, source, data.size());
+        out_.resize(old_size + header_size + data.size());
+    }
+
+    void queue_frame(opcode op, const std::byte* payload, std::size_t size) {
+        frame_header header;
+        header.op = op;
+        header.payload_length = size;
+        if (role_ == role::client) {
+            header.masked = true;
+            header.key = duplex::detail::next_mask_key();
+        }
+        append_frame(header, asio::buffer(payload, size));
+        schedule_flush();
+    }
+
+    void queue_close_frame(close_status status, std::string_view reason) {
+        std::array<std::byte, max_control_payload> payload;
+        std::size_t size = 0;
+        if (status != close_status::empty) {
+            const auto code = static_cast<std::uint16_t>(status);
+            payload[0] = std::byte(code >> 8);
+            payload[1] = std::byte(code & 0xFF);
+            std::memcpy(payload.data() + 2, reason.data(), reason.size());
+            size = 2 + reason.size();
+        }
+        queue_frame(opcode::close, payload.data(), size);
+    }
+
+    void queue_close(close_status status, std::string_view description) {
+        close_sent_ = true;
+        state_ = close_received_ ? websocket_state::closed : websocket_state::close_sent;
+        queue_close_frame(status, description);
+    }
+
+    // Auto-cork: the flush runs after the current handler yields, so every frame queued until the
+    // connection next has to wait leaves in one write.
+    void schedule_flush() {
+        if (flush_posted_ || writing_ || out_.empty()) return;
+        flush_posted_ = true;
+        asio::post(next_.get_executor(), [self = this->shared_from_this()] {
+            self->flush_posted_ = false;
+            self->start_write();
+        });
+    }
+
+    void start_write() {
+        if (writing_ || out_.empty() || write_failed_) return;
+        writing_ = true;
+        std::swap(out_, in_flight_);
+        asio::async_write(next_, asio::buffer(in_flight_),
+                          [self = this->shared_from_this()](std::error_code ec, std::size_t) { self->on_written(ec); });
+    }
+
+    void on_written(std::error_code ec) {
+        writing_ = false;
+        in_flight_.clear();
+        if (ec) on_write_error(ec);
+        else start_write();
+        notify();
+    }
+
+    void on_write_error(std::error_code ec) {
+        write_failed_ = true;
+        if (!failure_) failure_ = make_error_code(map_transport_error(ec));
+        if (state_ != websocket_state::closed) state_ = websocket_state::aborted;
+        out_.clear();
+        duplex::detail::close_transport(next_);
+    }
+
+    // A large server payload leaves from the caller's buffer in one gather write with its header and
+    // anything queued before it.
+    awaitable<void> write_direct(const frame_header& header, asio::const_buffer data) {
+        while (writing_ && !failure_) co_await wait_for_event();
+        throw_if_failed();
+        writing_ = true;
+        std::array<std::byte, max_header_size> header_bytes;
+        const auto header_size = encode_header(header, header_bytes.data());
+        std::swap(out_, in_flight_);
+        const std::array<asio::const_buffer, 3> buffers{asio::buffer(in_flight_),
+                                                        asio::buffer(header_bytes.data(), header_size), data};
+        auto [ec, n] = co_await asio::async_write(next_, buffers, duplex::detail::use_nothrow_awaitable);
+        writing_ = false;
+        in_flight_.clear();
+        if (ec) on_write_error(ec);
+        else start_write();
+        notify();
+        throw_if_failed();
+    }
+
+    awaitable<void> wait_until_flushed() {
+        schedule_flush();
+        while ((writing_ || flush_posted_ || !out_.empty()) && !write_failed_) co_await wait_for_event();
+    }
+
+    awaitable<void> flush_all() {
+        co_await wait_until_flushed();
+        throw_if_failed();
+    }
+
+    // ---- waiting ----
+
+    // A timer that never expires serves as a condition variable: notify() cancels its waits.
+    awaitable<void> wait_for_event() { co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable); }
+    void notify() noexcept { wake_.cancel(); }
+
+    // Bounds the handshake and the close: when the deadline passes, the transport is closed, which ends
+    // whatever read or write is pending, and the resulting error is reported as `reason`.
+    void arm_deadline(std::chrono::steady_clock::duration timeout, websocket_errc reason) {
+        deadline_.expires_after(timeout);
+        deadline_.async_wait([weak = this->weak_from_this(), reason](std::error_code ec) {
+            if (ec) return;
+            if (auto self = weak.lock()) {
+                self->deadline_fired_ = reason;
+                duplex::detail::close_transport(self->next_);
+                self->notify();
+            }
+        });
+    }
+    void disarm_deadline() noexcept { deadline_.cancel(); }
+
+    awaitable<void> write_and_close(std::string bytes) {
+        arm_deadline(options_.handshake_timeout, websocket_errc::handshake_failed);
+        co_await asio::async_write(next_, asio::buffer(bytes), duplex::detail::use_nothrow_awaitable);
+        disarm_deadline();
+        state_ = websocket_state::aborted;
+        co_await linger_and_close(true);
+    }
+
+    template <class Container>
+    awaitable<receive_result> receive_whole(Container& out, std::size_t max_size) {
+        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        check_can_receive();
+        flag_guard guard(receiving_);
+        message_limit_ = std::min(max_size, options_.max_message_size);
+        struct limit_reset {
+            stream_core& self;
+            ~limit_reset() { self.message_limit_ = self.options_.max_message_size; }
+        } reset{*this};
+        // The container grows geometrically and is trimmed once at the end, so a message of many small
+        // frames costs linear time.
+        out.clear();
+        std::size_t filled = 0;
+        for (;;) {
+            if (filled == out.size()) {
+                const auto room = message_limit_ - std::min(filled, message_limit_);
+                out.resize(filled + std::max<std::size_t>(1, std::min(std::max(rx_capacity_, filled), room)));
+            }
+            auto piece = co_await next_piece(asio::buffer(out.data() + filled, out.size() - filled));
+            filled += piece.count;
+            if (piece.close_status || piece.end_of_message) {
+                out.resize(filled);
+                piece.count = filled;
+                co_return piece;
+            }
+        }
+    }
+
+    Next next_;
+    role role_;
+    stream_options options_;
+    websocket_state state_ = websocket_state::none;
+    std::string sub_protocol_;
+    std::error_code failure_;
+    std::optional<websocket_errc> deadline_fired_;
+
+    // Receiving.
+    std::size_t message_limit_;
+    std::size_t rx_capacity_;
+    std::unique_ptr<std::byte[]> rx_;
+    std::size_t rx_begin_ = 0, rx_end_ = 0;
+    frame_header frame_;
+    std::uint64_t frame_remaining_ = 0, frame_offset_ = 0, message_size_ = 0;
+    message_type message_kind_ = message_type::binary;
+    utf8_validator utf8_;
+    bool in_frame_ = false, in_message_ = false, receiving_ = false, close_received_ = false;
+
+    // Sending.
+    std::vector<std::byte> out_, in_flight_;
+    message_type send_message_type_ = message_type::binary;
+    bool send_in_message_ = false, close_sent_ = false, writing_ = false, flush_posted_ = false,
+         write_failed_ = false;
+
+    asio::steady_timer wake_;
+    asio::steady_timer deadline_;
+};
+
+}  // namespace detail
+
+// The composable WebSocket stream. A cheap handle: copies share one connection.
+template <class Next>
+class stream {
+public:
+    using next_layer_type = Next;
+
+    stream(Next next, role r, stream_options options = {})
+        : core_(std::make_shared<detail::stream_core<Next>>(std::move(next), r, options)) {}
+
+    Next& next_layer() noexcept { return core_->next_layer(); }
+
+    // Hands over bytes read from the transport before the stream took it (they are parsed first).
+    void prime(std::span<const std::byte> bytes) { core_->prime(bytes); }
+
+    // Server: reads the HTTP upgrade request (answering a malformed one with its 4xx and throwing).
+    awaitable<http::request> read_request() { return core_->read_request(); }
+    // Server: answers the request with 101, or with 400/426 and throws websocket_error.
+    awaitable<void> accept(const http::request& request, std::string_view sub_protocol = {},
+                           const http::headers& extra_headers = {}) {
+        return core_->accept(request, sub_protocol, extra_headers);
+    }
+    // Server: read_request() then accept().
+    awaitable<void> accept() {
+        auto request = co_await core_->read_request();
+        co_await core_->accept(request, {}, {});
+    }
+    // Server: answers a request that will not be upgraded (e.g. 404) and closes the connection.
+    awaitable<void> reject(int status_code, std::string_view message) { return core_->reject(status_code, message); }
+
+    // Client: sends the upgrade request for `target` to `host` and checks the server's answer.
+    awaitable<void> handshake(std::string_view host, std::string_view target,
+                              std::span<const std::string> sub_protocols = {}, const http::headers& extra_headers = {}) {
+        return core_->handshake(host, target, sub_protocols, extra_headers);
+    }
+
+    awaitable<receive_result> receive(asio::mutable_buffer buffer) { return core_->receive(buffer); }
+    awaitable<receive_result> receive_message(std::vector<std::byte>& out, std::size_t max_size) {
+        return core_->receive_message(out, max_size);
+    }
+    awaitable<receive_result> receive_message(std::string& out, std::size_t max_size) {
+        return core_->receive_message(out, max_size);
+    }
+    awaitable<void> send(asio::const_buffer data, message_type type, bool end_of_message = true,
+                         message_flags flags = message_flags::none) {
+        return core_->send(data, type, end_of_message, flags);
+    }
+    awaitable<void> close(close_status status, std::string_view description = {}) {
+        return core_->close(status, description);
+    }
+    awaitable<void> close_output(close_status status, std::string_view description = {}) {
+        return core_->close_output(status, description);
+    }
+    void abort() noexcept { core_->abort(); }
+    websocket_state state() const noexcept { return core_->state(); }
+    const std::string& sub_protocol() const noexcept { return core_->sub_protocol(); }
+    asio::any_io_executor get_executor() const { return core_->get_executor(); }
+
+    // The type-erased handle application code holds; it shares this connection.
+    duplex::websocket as_websocket() const { return duplex::websocket(core_); }
+
+private:
+    std::shared_ptr<detail::stream_core<Next>> core_;
+};
+
+}  // namespace duplex::ws
