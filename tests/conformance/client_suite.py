@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+"""duplex conformance suite, client side: a raw WebSocket server that plays Autobahn's fuzzingserver.
+
+  client_suite.py --client PATH_TO_duplex-autobahn-client [--case 6.4.*] [--verbose] [--timeout SECONDS]
+
+Listens on 127.0.0.1 (a free port) and runs `PATH ws://127.0.0.1:PORT duplex`, which, like any
+Autobahn test client, upgrades
+  /getCaseCount                      reads one text message: the number of cases, here the selected ones;
+                                     we then close with 1000 and the client answers
+  /runCase?case=N&agent=duplex       for N in 1..count: echoes every message back (same type, whole
+                                     message) until we close (it answers with the same code) or the
+                                     connection fails
+  /updateReports?agent=duplex        and closes
+Case N is the N-th selected case of autobahn_cases.py, run with the roles reversed: our frames are
+unmasked, the client's must all be masked, and on bad input from us the client must fail the connection
+with the right close code (1002 / 1007), sent masked. After the close handshake we close TCP first
+(RFC 6455 7.1.1) and the client must not have closed it before us.
+
+Output: one line per case, `PASS <id> <description> [time]` or `FAIL <id>: <reason>`, an `exit` line
+for the client's exit status, then `N passed, M failed`. Exit status 1 if anything failed.
+"""
+
+import argparse
+import collections
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from autobahn_cases import CASES  # noqa: E402
+from harness import CaseFailure, Tester, select_cases  # noqa: E402
+from rawws import (Connection, HandshakeError, OP_TEXT, accept_key, check_client_request,  # noqa: E402
+                   parse_http_head, read_http_head, send_all)
+
+HOST = "127.0.0.1"
+TRACE_LINES = 120
+
+
+class ClientProcess:
+    def __init__(self, path, url, agent):
+        self.proc = subprocess.Popen([path, url, agent], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.tail = collections.deque(maxlen=40)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            self.tail.append(raw.decode("utf-8", "replace").rstrip())
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def output_summary(self):
+        return ("; output: " + " | ".join(list(self.tail)[-5:])) if self.tail else ""
+
+    def stop(self, grace):
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+            return False
+        return True
+
+
+def respond(sock, status, reason, headers=(), body=b""):
+    lines = ["HTTP/1.1 %d %s" % (status, reason)] + list(headers)
+    if status != 101:
+        lines += ["Content-Length: %d" % len(body), "Connection: close"]
+    send_all(sock, ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body)
+
+
+class FuzzingServer:
+    def __init__(self, cases, verbose):
+        self.cases = cases
+        self.verbose = verbose
+        self.results = {}  # case index (0-based) -> passed
+        self.updated = False
+        self.problems = []  # protocol trouble outside the cases (getCaseCount, updateReports, unknown requests)
+        self.notes = []
+
+    def report(self, index, passed, reason, elapsed, trace):
+        case = self.cases[index]
+        if index in self.results:
+            passed, reason = False, "the client ran this case twice (second run: %s)" % (reason or "passed")
+        self.results[index] = passed
+        if passed:
+            print("PASS %s %s [%.2f s]" % (case.id, case.description, elapsed))
+        else:
+            print("FAIL %s: %s" % (case.id, reason))
+        if self.verbose:
+            if len(trace) > TRACE_LINES:
+                trace = trace[: TRACE_LINES // 2] + ["   ... %d lines ..." % (len(trace) - TRACE_LINES)] + \
+                    trace[-TRACE_LINES // 2:]
+            for line in trace:
+                print("      " + line)
+        sys.stdout.flush()
+
+    def session_checks(self, what, conn):
+        """Protocol violations outside the cases fail the run; a missing close handshake is only noted."""
+        for violation in conn.violations:
+            self.problems.append("%s: %s" % (what, violation))
+        if conn.close is None:
+            self.notes.append("%s: the client %s without a close frame" % (
+                what, "closed the TCP connection" if conn.eof else "did not close the connection"))
+
+    def handle(self, sock):
+        head, rest = read_http_head(sock, 5.0)
+        start, headers = parse_http_head(head)
+        parts = start.split(" ")
+        if len(parts) != 3:
+            respond(sock, 400, "Bad Request")
+            self.problems.append("malformed request line %r" % start)
+            return
+        method, target, version = parts
+        url = urllib.parse.urlsplit(target)
+        query = urllib.parse.parse_qs(url.query)
+        problem = check_client_request(method, target, version, headers)
+        index = None
+        if url.path == "/runCase":
+            try:
+                index = int(query.get("case", [""])[0]) - 1
+            except ValueError:
+                index = -1
+            if not 0 <= index < len(self.cases):
+                respond(sock, 404, "Not Found")
+                self.problems.append("request for a case that does not exist: %r" % target)
+                return
+            if query.get("agent", [""])[0] == "":
+                problem = problem or "no agent in %r" % target
+        elif url.path not in ("/getCaseCount", "/updateReports"):
+            respond(sock, 404, "Not Found")
+            self.problems.append("request for an unknown resource %r" % target)
+            return
+        if problem:
+            respond(sock, 400, "Bad Request")
+            if index is not None:
+                self.report(index, False, "opening handshake: %s" % problem, 0.0, [])
+            else:
+                self.problems.append("opening handshake of %s: %s" % (url.path, problem))
+            return
+        respond(sock, 101, "Switching Protocols",
+                ["Upgrade: websocket", "Connection: Upgrade",
+                 "Sec-WebSocket-Accept: %s" % accept_key(headers["sec-websocket-key"][0])])
+        conn = Connection(sock, "server", initial=rest, verbose=self.verbose)
+        if url.path == "/getCaseCount":
+            conn.send_frame(OP_TEXT, str(len(self.cases)).encode("ascii"))
+            conn.send_close(1000)
+            conn.run_until(lambda: conn.close is not None or conn.eof, 5.0)
+            self.session_checks("getCaseCount", conn)
+            conn.shutdown_and_close()
+        elif url.path == "/updateReports":
+            self.updated = True
+            conn.run_until(lambda: conn.close is not None or conn.eof, 2.0)
+            if conn.close is not None:
+                conn.send_close(conn.close[0], b"")
+            else:
+                conn.send_close(1000)
+                conn.run_until(lambda: conn.close is not None or conn.eof, 2.0)
+            conn.flush(1.0)
+            self.session_checks("updateReports", conn)
+            conn.shutdown_and_close()
+        else:
+            case = self.cases[index]
+            if self.verbose:
+                print("---- %s  %s\n     expected: %s" % (case.id, case.description, case.expectation))
+            started = time.monotonic()
+            try:
+                case.run(Tester(conn, case, echo_close_reason=False))
+                outcome = (True, None)
+            except CaseFailure as failure:
+                outcome = (False, str(failure))
+            except OSError as exc:
+                outcome = (False, "socket error: %s" % exc)
+            except Exception:
+                outcome = (False, "suite error: " + traceback.format_exc().strip().replace("\n", " | "))
+            finally:
+                conn.abort()
+            self.report(index, outcome[0], outcome[1], time.monotonic() - started, conn.trace)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--client", required=True, help="path to the test client (duplex-autobahn-client)")
+    parser.add_argument("--case", action="append", help="glob over case ids, e.g. '6.4.*' (repeatable, or commas)")
+    parser.add_argument("--verbose", action="store_true", help="describe each case and trace its frames")
+    parser.add_argument("--timeout", type=float, default=300.0, help="bound for the whole run (default 300 s)")
+    parser.add_argument("--idle", type=float, default=30.0,
+                        help="give up when the client opens no connection for this long (default 30 s)")
+    args = parser.parse_args()
+
+    cases = select_cases(CASES, args.case)
+    if not cases:
+        print("no case matches %s" % args.case)
+        print("0 passed, 0 failed")
+        return 1
+    started = time.monotonic()
+    deadline = started + args.timeout
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((HOST, 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    server = FuzzingServer(cases, args.verbose)
+    client = ClientProcess(args.client, "ws://%s:%d" % (HOST, port), "duplex")
+    if args.verbose:
+        print("fuzzing server on port %d, client pid %d" % (port, client.proc.pid))
+    stop_reason = None
+    last_activity = time.monotonic()
+    try:
+        while True:
+            now = time.monotonic()
+            if now > deadline:
+                stop_reason = "the whole run exceeded --timeout %.0f s" % args.timeout
+                break
+            if now - last_activity > args.idle:
+                stop_reason = "the client opened no connection for %.0f s" % args.idle
+                break
+            readable, _, _ = select.select([listener], [], [], 0.2)
+            if not readable:
+                if not client.running():
+                    stop_reason = "the client exited"
+                    break
+                continue
+            sock, _ = listener.accept()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            try:
+                server.handle(sock)
+            except (HandshakeError, OSError) as exc:
+                server.problems.append("%s: %s" % (type(exc).__name__, exc))
+            finally:
+                sock.close()
+            last_activity = time.monotonic()
+            if server.updated:
+                stop_reason = "updateReports"
+                break
+    finally:
+        exited = client.stop(grace=10.0 if stop_reason in ("updateReports", "the client exited") else 0.0)
+        listener.close()
+
+    passed = sum(1 for ok in server.results.values() if ok)
+    failed = len(server.results) - passed
+    for index, case in enumerate(cases):
+        if index not in server.results:
+            failed += 1
+            print("FAIL %s: not run by the client (%s%s)" % (case.id, stop_reason, client.output_summary()))
+    for problem in server.problems:
+        failed += 1
+        print("FAIL session: %s" % problem)
+    for note in server.notes:
+        print("NOTE %s" % note)
+    status = client.proc.returncode
+    if exited and status == 0 and server.updated:
+        passed += 1
+        print("PASS exit the client called updateReports and exited with status 0")
+    else:
+        failed += 1
+        print("FAIL exit: %s%s" % (
+            "the client did not exit within 10 s after updateReports and was killed" if not exited else
+            "the client exited with status %s%s" % (status, "" if server.updated else " without calling updateReports"),
+            client.output_summary()))
+    if args.verbose:
+        print("run time %.1f s" % (time.monotonic() - started))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
