@@ -11,3 +11,8 @@
 #include <duplex/websocket/state.hpp>
 #include <duplex/websocket/stream.hpp>
 #include <duplex/websocket/websocket.hpp>
+#include <duplex/app/accept_context.hpp>
+#include <duplex/app/app.hpp>
+#include <duplex/app/http_context.hpp>
+#include <duplex/app/websocket_options.hpp>
+#include <duplex/task_completion_source.hpp>

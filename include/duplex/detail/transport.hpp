@@ -1,20 +1,45 @@
-// How the WebSocket layer ends the layer below it. Socket-like transports (TCP, Unix sockets) are
-// handled here; other layers (TLS) provide overloads of the same names next to their stream type.
+// How the WebSocket layer ends the layer below it. Socket-like transports (TCP, Unix sockets, test
+// streams) need nothing but a lowest layer with shutdown, close and is_open. A layer whose end is a
+// message of its own — TLS's close_notify — says so by offering async_shutdown(token), as
+// asio::ssl::stream and duplex::tls::stream do. That is detected here rather than overloaded next to the
+// TLS type: the calls in stream.hpp are qualified, and a qualified call only sees the overloads declared
+// before it, so an overload in a later header would be silently ignored.
 #pragma once
+
+#include <duplex/config.hpp>
 
 #include <system_error>
 
 namespace duplex::detail {
 
-// Half-closes the sending direction, so the peer sees end-of-stream after our last frame while we can
-// still read what it has in flight (a lingering close that avoids RST discarding our close frame).
+template <class Transport>
+concept has_own_shutdown = requires(Transport& t) { t.async_shutdown(use_nothrow_awaitable); };
+
+// Half-closes the sending direction at once, so the peer sees end-of-stream after our last frame while
+// we can still read what it has in flight (a lingering close that avoids RST discarding our close frame).
+// Says nothing to a layer of its own: use async_shutdown_send for a transport that may be TLS.
 template <class Transport>
 void shutdown_send(Transport& t) noexcept {
     std::error_code ignored;
     t.lowest_layer().shutdown(Transport::lowest_layer_type::shutdown_send, ignored);
 }
 
-// Closes the transport at once; pending operations complete with operation_aborted.
+// Ends our sending direction the way the transport speaks it: a TCP half-close, or TLS's close_notify.
+// The TLS shutdown then also reads, discarding data, until the peer's close_notify or the end of the
+// connection (after the peer's close_notify it only sends ours). Bound it with a timer that closes the
+// transport. Errors are not reported: they only mean the peer left less politely.
+template <class Transport>
+awaitable<void> async_shutdown_send(Transport& t) {
+    if constexpr (has_own_shutdown<Transport>) {
+        co_await t.async_shutdown(use_nothrow_awaitable);
+    } else {
+        shutdown_send(t);
+    }
+    co_return;
+}
+
+// Closes the transport at once (for TLS: without close_notify); pending operations complete with
+// operation_aborted.
 template <class Transport>
 void close_transport(Transport& t) noexcept {
     std::error_code ignored;

@@ -104,7 +104,7 @@ public:
         disarm_deadline();
         if (ec) {
             state_ = websocket_state::aborted;
-            duplex::detail::close_transport(next_);
+            close_now();
             throw websocket_error(map_transport_error(ec), "while reading the upgrade request");
         }
         if (parser.status() == http::parse_status::error) {
@@ -137,7 +137,7 @@ public:
         disarm_deadline();
         if (ec) {
             state_ = websocket_state::aborted;
-            duplex::detail::close_transport(next_);
+            close_now();
             throw websocket_error(map_transport_error(ec), "while answering the upgrade request");
         }
         sub_protocol_ = sub_protocol;
@@ -237,6 +237,7 @@ public:
 
     awaitable<void> close(close_status status, std::string_view description) override {
         const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        throw_if_request_ended();
         check_close_arguments(status, description);
         if (state_ == websocket_state::closed) co_return;
         throw_if_failed();
@@ -262,6 +263,7 @@ public:
 
     awaitable<void> close_output(close_status status, std::string_view description) override {
         const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        throw_if_request_ended();
         check_close_arguments(status, description);
         if (state_ == websocket_state::closed) co_return;
         throw_if_failed();
@@ -277,10 +279,33 @@ public:
         }
     }
 
+    // Pings the peer every `interval`; with a non-zero `timeout`, a peer from which no byte arrives
+    // within `timeout` of a ping is aborted and the pending receive fails with keep_alive_timeout.
+    // Bytes are read only while a receive is pending, as in ASP.NET: keep one pending.
+    void start_keep_alive(std::chrono::steady_clock::duration interval, std::chrono::steady_clock::duration timeout) {
+        if (interval <= std::chrono::steady_clock::duration::zero() || keep_alive_timer_) return;
+        keep_alive_timer_ = std::make_unique<asio::steady_timer>(next_.get_executor());
+        keep_alive_timeout_ = timeout;
+        asio::co_spawn(next_.get_executor(), keep_alive_loop(this->weak_from_this(), interval, timeout), asio::detached);
+    }
+
+    // The request that owned this WebSocket has completed (ASP.NET's pipeline unwound): the connection
+    // is dropped unless it already closed, and every later operation fails with request_ended.
+    void end_request() noexcept {
+        request_ended_ = true;
+        if (state_ != websocket_state::closed) {
+            if (!failure_) failure_ = make_error_code(websocket_errc::request_ended);
+            state_ = websocket_state::aborted;
+        }
+        close_now();
+        deadline_.cancel();
+        notify();
+    }
+
     void abort() noexcept override {
         if (!failure_) failure_ = make_error_code(websocket_errc::aborted);
         if (state_ != websocket_state::closed) state_ = websocket_state::aborted;
-        duplex::detail::close_transport(next_);
+        close_now();
         deadline_.cancel();
         notify();
     }
@@ -325,6 +350,8 @@ private:
                                                       duplex::detail::use_nothrow_awaitable);
         rx_end_ += n;
         if (!ec && n == 0) ec = asio::error::eof;
+        if (n != 0 && keep_alive_timeout_ > std::chrono::steady_clock::duration::zero())
+            last_received_ = std::chrono::steady_clock::now();
         co_return ec;
     }
 
@@ -394,6 +421,8 @@ private:
                                                               duplex::detail::use_nothrow_awaitable);
                 if (!ec && n == 0) ec = asio::error::eof;
                 if (ec) co_await fail_transport(ec);
+                if (keep_alive_timeout_ > std::chrono::steady_clock::duration::zero())
+                    last_received_ = std::chrono::steady_clock::now();
                 count = n;
                 if (frame_.masked) apply_mask(destination, count, frame_.key, frame_offset_);
             } else {
@@ -490,7 +519,7 @@ private:
     awaitable<void> fail_transport(std::error_code ec) {
         if (!failure_) failure_ = make_error_code(map_transport_error(ec));
         state_ = websocket_state::aborted;
-        duplex::detail::close_transport(next_);
+        close_now();
         notify();
         throw websocket_error(failure_);
         co_return;
@@ -499,7 +528,7 @@ private:
     [[noreturn]] void fail_handshake(const std::string& detail) {
         failure_ = make_error_code(websocket_errc::handshake_failed);
         state_ = websocket_state::aborted;
-        duplex::detail::close_transport(next_);
+        close_now();
         throw websocket_error(websocket_errc::handshake_failed, detail);
     }
 
@@ -520,7 +549,15 @@ private:
             throw websocket_error(websocket_errc::invalid_state, "the WebSocket is not open yet");
     }
 
+    void throw_if_request_ended() const {
+        if (request_ended_)
+            throw websocket_error(websocket_errc::request_ended,
+                                  "the request that accepted this WebSocket has completed; keep the request "
+                                  "alive (e.g. await a task_completion_source) while the socket is in use");
+    }
+
     void check_can_receive() const {
+        throw_if_request_ended();
         if (receiving_) throw websocket_error(websocket_errc::concurrent_receive);
         throw_if_failed();
         require_opened();
@@ -529,6 +566,7 @@ private:
     }
 
     void check_can_send() const {
+        throw_if_request_ended();
         throw_if_failed();
         require_opened();
         if (close_sent_) throw websocket_error(websocket_errc::invalid_state, "send after close");
@@ -538,19 +576,21 @@ private:
 
     // The transport's end after the close handshake (or a failure). A server half-closes first, as RFC
     // 6455 §7.1.1 asks, so the client sees end-of-stream right after the close frame; a client waits for
-    // the server to do so. Either way we read until the peer's end (bounded) instead of closing on
-    // unread data, which would send RST and could destroy our close frame in flight.
+    // the server to do so, then ends its side in kind (over TLS, its close_notify answers the server's).
+    // Either way we read until the peer's end (bounded) instead of closing on unread data, which would
+    // send RST and could destroy our close frame in flight.
     awaitable<void> linger_and_close(bool shutdown_first) {
         if (!duplex::detail::transport_is_open(next_)) co_return;
-        if (shutdown_first) duplex::detail::shutdown_send(next_);
         arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
+        if (shutdown_first) co_await duplex::detail::async_shutdown_send(next_);
         std::error_code ec;
         while (!ec) {
             rx_begin_ = rx_end_ = 0;
             ec = co_await read_more();
         }
+        if (!shutdown_first && ec == asio::error::eof) co_await duplex::detail::async_shutdown_send(next_);
         disarm_deadline();
-        duplex::detail::close_transport(next_);
+        close_now();
     }
 
     awaitable<void> finish_transport() { co_await linger_and_close(role_ == role::server); }
@@ -633,7 +673,7 @@ private:
         if (!failure_) failure_ = make_error_code(map_transport_error(ec));
         if (state_ != websocket_state::closed) state_ = websocket_state::aborted;
         out_.clear();
-        duplex::detail::close_transport(next_);
+        close_now();
     }
 
     // A large server payload leaves from the caller's buffer in one gather write with its header and
@@ -666,6 +706,45 @@ private:
         throw_if_failed();
     }
 
+    // ---- keep-alive ----
+
+    void close_now() noexcept {
+        duplex::detail::close_transport(next_);
+        if (keep_alive_timer_) keep_alive_timer_->cancel();
+    }
+
+    // Holds the core only between waits, so an idle keep-alive never keeps a dropped socket alive.
+    static awaitable<void> keep_alive_loop(std::weak_ptr<stream_core> weak, std::chrono::steady_clock::duration interval,
+                                           std::chrono::steady_clock::duration timeout) {
+        for (;;) {
+            auto self = weak.lock();
+            if (!self || self->state_ != websocket_state::open) co_return;
+            auto& timer = *self->keep_alive_timer_;
+            timer.expires_after(interval);
+            self.reset();
+            const auto [interval_ended] = co_await timer.async_wait(duplex::detail::use_nothrow_awaitable);
+            if (interval_ended) co_return;  // cancelled: the connection is over
+            self = weak.lock();
+            if (!self || self->state_ != websocket_state::open) co_return;
+            const auto pinged_at = std::chrono::steady_clock::now();
+            self->queue_frame(opcode::ping, nullptr, 0);
+            if (timeout <= std::chrono::steady_clock::duration::zero()) continue;
+            timer.expires_after(timeout);
+            self.reset();
+            const auto [timeout_ended] = co_await timer.async_wait(duplex::detail::use_nothrow_awaitable);
+            if (timeout_ended) co_return;
+            self = weak.lock();
+            if (!self) co_return;
+            if (self->last_received_ < pinged_at && self->state_ == websocket_state::open) {
+                self->failure_ = make_error_code(websocket_errc::keep_alive_timeout);
+                self->state_ = websocket_state::aborted;
+                self->close_now();
+                self->notify();
+                co_return;
+            }
+        }
+    }
+
     // ---- waiting ----
 
     // A timer that never expires serves as a condition variable: notify() cancels its waits.
@@ -680,7 +759,7 @@ private:
             if (ec) return;
             if (auto self = weak.lock()) {
                 self->deadline_fired_ = reason;
-                duplex::detail::close_transport(self->next_);
+                self->close_now();
                 self->notify();
             }
         });
@@ -751,6 +830,12 @@ private:
 
     asio::steady_timer wake_;
     asio::steady_timer deadline_;
+
+    // Keep-alive (off unless started) and the request's lifetime.
+    std::unique_ptr<asio::steady_timer> keep_alive_timer_;
+    std::chrono::steady_clock::duration keep_alive_timeout_{};
+    std::chrono::steady_clock::time_point last_received_{};
+    bool request_ended_ = false;
 };
 
 }  // namespace detail
@@ -811,6 +896,11 @@ public:
     websocket_state state() const noexcept { return core_->state(); }
     const std::string& sub_protocol() const noexcept { return core_->sub_protocol(); }
     asio::any_io_executor get_executor() const { return core_->get_executor(); }
+
+    void start_keep_alive(std::chrono::steady_clock::duration interval, std::chrono::steady_clock::duration timeout) {
+        core_->start_keep_alive(interval, timeout);
+    }
+    void end_request() noexcept { core_->end_request(); }
 
     // The type-erased handle application code holds; it shares this connection.
     duplex::websocket as_websocket() const { return duplex::websocket(core_); }

@@ -1,0 +1,108 @@
+// duplex::http_context — one request as the middleware pipeline sees it: the request, the response
+// being built, and ctx.websockets to turn the request into a WebSocket (ASP.NET's HttpContext).
+#pragma once
+
+#include <duplex/app/accept_context.hpp>
+#include <duplex/app/websocket_options.hpp>
+#include <duplex/config.hpp>
+#include <duplex/http/request.hpp>
+#include <duplex/websocket/handshake.hpp>
+#include <duplex/websocket/websocket.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace duplex {
+
+// The response the pipeline builds; it is written when the pipeline unwinds, unless the request became
+// a WebSocket.
+struct http_response {
+    int status_code = 200;
+    http::headers headers;
+    std::string body;
+};
+
+namespace detail {
+// The connection under a request: what can turn into a WebSocket.
+class upgrade_target {
+public:
+    virtual awaitable<websocket> upgrade(const http::request& request, const accept_context& context,
+                                         const websocket_options& options) = 0;
+
+protected:
+    ~upgrade_target() = default;
+};
+}  // namespace detail
+
+// ASP.NET's WebSocketManager (ctx.websockets).
+class websocket_manager {
+public:
+    // True for an upgrade request (GET with Upgrade: websocket and Connection: Upgrade) once
+    // app.use_websockets() has run for this request. accept_websocket answers a malformed one (bad key,
+    // other version) with 400 or 426.
+    bool is_websocket_request() const { return options_ != nullptr && ws::handshake::is_upgrade_request(*request_); }
+
+    // Sec-WebSocket-Protocol values the client offered, in its order of preference.
+    std::vector<std::string_view> requested_protocols() const { return ws::handshake::requested_protocols(*request_); }
+
+    // Answers 101 and returns the WebSocket. The request moves no further down the pipeline; when the
+    // handler returns, the pipeline unwinds and the connection closes (keep the request alive, e.g. by
+    // awaiting a task_completion_source, while a background service uses the socket). Throws, before
+    // answering, when this is not a WebSocket request or the sub-protocol was not offered.
+    //
+    // g++ 12 miscompiles an aggregate temporary inside a co_await expression: name the accept_context
+    // (`duplex::accept_context options{...}; co_await ctx.websockets.accept_websocket(options);`) rather
+    // than writing `accept_websocket({...})`.
+    awaitable<websocket> accept_websocket() { return accept_websocket(accept_context{}); }
+    awaitable<websocket> accept_websocket(std::string_view sub_protocol) {
+        accept_context context;
+        context.sub_protocol = std::string(sub_protocol);
+        return accept_websocket(context);
+    }
+    awaitable<websocket> accept_websocket(const accept_context& context) {
+        if (!is_websocket_request()) throw std::logic_error("Not a WebSocket request.");
+        if (accepted_) throw std::logic_error("the WebSocket of this request was already accepted");
+        if (!context.sub_protocol.empty()) {
+            const auto offered = requested_protocols();
+            if (std::find(offered.begin(), offered.end(), context.sub_protocol) == offered.end())
+                throw std::invalid_argument("sub-protocol '" + context.sub_protocol + "' was not offered by the client");
+        }
+        accepted_ = true;
+        context_ = context;  // the upgrade reads it after this call returns
+        return target_->upgrade(*request_, context_, *options_);
+    }
+
+    // Whether accept_websocket took over the connection (the HTTP response is then not written).
+    bool accepted() const noexcept { return accepted_; }
+
+    websocket_manager(const http::request& request, detail::upgrade_target& target) noexcept
+        : request_(&request), target_(&target) {}
+
+    // Called by use_websockets(): WebSocket requests are recognised from here on.
+    void enable(const websocket_options& options) noexcept { options_ = &options; }
+
+private:
+    const http::request* request_;
+    detail::upgrade_target* target_;
+    const websocket_options* options_ = nullptr;
+    accept_context context_;
+    bool accepted_ = false;
+};
+
+class http_context {
+public:
+    http_context(http::request r, detail::upgrade_target& target)
+        : request(std::move(r)), websockets(request, target) {}
+    http_context(const http_context&) = delete;
+    http_context& operator=(const http_context&) = delete;
+
+    http::request request;
+    std::string request_body;  // the body of a request with Content-Length (up to max_request_body_size)
+    http_response response;
+    websocket_manager websockets;
+};
+
+}  // namespace duplex
