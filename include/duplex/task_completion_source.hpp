@@ -130,13 +130,13 @@ public:
     // Awaits the outcome: returns the result, or rethrows the exception (task_canceled when canceled).
     // The task_completion_source may be destroyed while awaiters wait; they keep its state.
     awaitable<T> task() const {
-        auto state = state_;
+        // Named, not a temporary inside the co_await expression: g++ 12 destroys such temporaries twice.
+        const auto initiation = [state = state_](auto handler) { state->wait(std::move(handler)); };
         if constexpr (std::is_void_v<T>) {
-            co_await asio::async_initiate<decltype(use_awaitable), void(std::exception_ptr)>(
-                [state](auto handler) { state->wait(std::move(handler)); }, use_awaitable);
+            co_await asio::async_initiate<decltype(use_awaitable), void(std::exception_ptr)>(initiation, use_awaitable);
         } else {
-            co_return co_await asio::async_initiate<decltype(use_awaitable), void(std::exception_ptr, T)>(
-                [state](auto handler) { state->wait(std::move(handler)); }, use_awaitable);
+            co_return co_await asio::async_initiate<decltype(use_awaitable), void(std::exception_ptr, T)>(initiation,
+                                                                                                        use_awaitable);
         }
     }
 

@@ -1,0 +1,402 @@
+#!/usr/bin/python3
+"""The app host end to end: app_test_server driven by raw sockets and Debian's python3-websockets.
+
+    /usr/bin/python3 tests/app/app_test.py --server build/tests/app-test-server
+
+Each check prints PASS/FAIL; the last line is "N passed, M failed"; exit status 1 on any failure.
+"""
+import argparse
+import asyncio
+import base64
+import os
+import queue
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import websockets
+
+KEY = base64.b64encode(os.urandom(16)).decode()
+
+
+class Server:
+    def __init__(self, path, wwwroot):
+        self.process = subprocess.Popen([path, "--urls", "http://127.0.0.1:0", "--wwwroot", wwwroot],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = queue.Queue()
+        self.port = None
+        threading.Thread(target=self._pump, daemon=True).start()
+        deadline = time.time() + 10
+        while self.port is None and time.time() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if " listening on http://127.0.0.1:" in line:
+                self.port = int(line.rsplit(":", 1)[1])
+        if self.port is None:
+            raise RuntimeError("the test server did not start")
+        self.events = []
+
+    def _pump(self):
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_event(self, prefix, timeout=5.0):
+        """Returns the first EVENT line starting with prefix (seen now or within timeout)."""
+        deadline = time.time() + timeout
+        for e in self.events:
+            if e.startswith(prefix):
+                self.events.remove(e)
+                return e
+        while time.time() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if line.startswith("EVENT "):
+                e = line[6:]
+                if e.startswith(prefix):
+                    return e
+                self.events.append(e)
+        return None
+
+
+def raw_request(port, data, read_timeout=5.0):
+    """Sends raw bytes, returns everything received until the server closes (or the timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as s:
+        s.sendall(data)
+        received = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+        except socket.timeout:
+            pass
+        return received
+
+
+def status_of(response):
+    line = response.split(b"\r\n", 1)[0]
+    parts = line.split(b" ")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+def header_of(response, name):
+    head = response.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    for line in head.split("\r\n")[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == name.lower():
+            return v.strip()
+    return None
+
+
+def upgrade_request(path, extra=""):
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode()
+
+
+def read_frame(sock):
+    """Reads one server frame from a raw socket: (opcode, payload)."""
+    def exact(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+    b0, b1 = exact(2)
+    length = b1 & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", exact(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", exact(8))[0]
+    return b0 & 0x0F, exact(length)
+
+
+class Suite:
+    def __init__(self, server):
+        self.server = server
+        self.passed = self.failed = 0
+
+    def check(self, name, fn):
+        try:
+            result = fn()
+            if asyncio.iscoroutine(result):
+                asyncio.run(asyncio.wait_for(result, 30))
+            print(f"PASS {name}", flush=True)
+            self.passed += 1
+        except Exception as e:  # noqa: BLE001 — every failure is reported, the suite goes on
+            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+            self.failed += 1
+
+    # ---- plain HTTP ----
+
+    def pipeline_order(self):
+        r = raw_request(self.server.port, b"GET /hello?x=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(r) == 200, r[:200]
+        assert r.endswith(b"hello x=1"), r[-50:]
+        assert header_of(r, "X-Trace") == "A>B><B<A", header_of(r, "X-Trace")
+
+    def not_found(self):
+        r = raw_request(self.server.port, b"GET /nothing-here HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(r) == 404, r[:100]
+        assert header_of(r, "X-Trace") == "A>B><B<A", "the pipeline unwinds through every middleware"
+
+    def keep_alive_requests(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+            s.sendall(b"GET /hello?n=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /hello?n=2 HTTP/1.1\r\nHost: a\r\n\r\n")
+            data = b""
+            while data.count(b"hello n=") < 2:
+                chunk = s.recv(65536)
+                assert chunk, "connection closed before both responses"
+                data += chunk
+            assert b"hello n=1" in data and b"hello n=2" in data
+            assert data.count(b"HTTP/1.1 200") == 2
+
+    def request_body(self):
+        r = raw_request(self.server.port,
+                        b"POST /echo-body HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello body!")
+        assert status_of(r) == 200 and r.endswith(b"hello body!"), r[-60:]
+
+    def handler_exception_is_500(self):
+        r = raw_request(self.server.port, b"GET /throw HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert status_of(r) == 500, r[:100]
+
+    def malformed_is_400(self):
+        r = raw_request(self.server.port, b"GET /hello HTTP/1.1\r\nHost a\r\n\r\n")
+        assert status_of(r) == 400, r[:100]
+
+    def uri_too_long_is_414(self):
+        r = raw_request(self.server.port, b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert status_of(r) == 414, r[:100]
+
+    def head_too_large_is_431(self):
+        r = raw_request(self.server.port, b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 3000 + b"\r\n\r\n")
+        assert status_of(r) == 431, r[:100]
+
+    def wrong_version_is_426(self):
+        r = raw_request(self.server.port, upgrade_request("/ws").replace(b"Version: 13", b"Version: 8"))
+        assert status_of(r) == 426, r[:100]
+        assert header_of(r, "Sec-WebSocket-Version") == "13"
+
+    def plain_get_on_ws_is_400(self):
+        r = raw_request(self.server.port, b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(r) == 400, r[:100]
+
+    def slowloris_is_closed(self):
+        start = time.time()
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+            s.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n")
+            for _ in range(40):  # trickle a byte every 100 ms
+                try:
+                    s.sendall(b"X")
+                except OSError:
+                    break
+                time.sleep(0.1)
+                s.setblocking(False)
+                try:
+                    if s.recv(1) == b"":
+                        break
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    break
+                finally:
+                    s.setblocking(True)
+            elapsed = time.time() - start
+        assert elapsed < 3.0, f"the trickling client was not cut off (after {elapsed:.1f} s; request timeout 0.5 s)"
+
+    def over_max_connections_is_503(self):
+        held = [socket.create_connection(("127.0.0.1", self.server.port), timeout=5) for _ in range(20)]
+        try:
+            time.sleep(0.2)
+            r = raw_request(self.server.port, b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert status_of(r) == 503, r[:100]
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.3)
+        r = raw_request(self.server.port, b"GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(r) == 200, "serves again once connections are released"
+
+    # ---- static files ----
+
+    def static_index(self):
+        r = raw_request(self.server.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(r) == 200 and b"index page" in r, r[:200]
+        assert header_of(r, "Content-Type").startswith("text/html")
+        r = raw_request(self.server.port, b"GET /style.css HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(r) == 200 and header_of(r, "Content-Type").startswith("text/css")
+
+    def static_traversal(self):
+        for path in [b"/../secret.txt", b"/%2e%2e/secret.txt", b"/%2E%2E/secret.txt", b"/..%2fsecret.txt",
+                     b"/sub/../../secret.txt", b"/sub/%2e%2e/%2e%2e/secret.txt", b"//etc/passwd", b"/..\\secret.txt",
+                     b"/link-out/secret.txt", b"/link-to-secret.txt", b"/%00index.html", b"/./../secret.txt"]:
+            r = raw_request(self.server.port, b"GET " + path + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            assert status_of(r) in (400, 404), f"{path!r} answered {r[:60]!r}"
+            assert b"top secret" not in r, f"{path!r} leaked the file outside wwwroot"
+
+    # ---- WebSockets ----
+
+    async def echo(self):
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws") as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            await ws.send(b"\x00\x01")
+            assert await ws.recv() == b"\x00\x01"
+
+    async def origin_allowed(self):
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws", origin="https://allowed.example") as ws:
+            await ws.send("ok")
+            assert await ws.recv() == "ok"
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws") as ws:  # no Origin: not a browser
+            await ws.send("ok")
+            assert await ws.recv() == "ok"
+
+    def origin_refused(self):
+        r = raw_request(self.server.port, upgrade_request("/ws", "Origin: https://evil.example\r\n"))
+        assert status_of(r) == 403, r[:100]
+
+    async def subprotocol(self):
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws/subprotocol",
+                                      subprotocols=["chat.v1", "chat.v2"]) as ws:
+            assert ws.subprotocol == "chat.v2", ws.subprotocol
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws/subprotocol") as ws:
+            assert ws.subprotocol is None
+
+    def unoffered_subprotocol_is_refused_before_answering(self):
+        r = raw_request(self.server.port, upgrade_request("/ws/unoffered-subprotocol"))
+        assert status_of(r) == 500, r[:100]
+
+    def keep_alive_pings(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+            s.sendall(upgrade_request("/ws"))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(1)
+            assert status_of(head) == 101
+            start = time.time()
+            opcode, payload = read_frame(s)
+            assert opcode == 0x9, f"expected a ping, got opcode {opcode}"
+            assert time.time() - start < 2.0
+
+    async def keep_alive_python_client_stays(self):
+        # python3-websockets answers our pings, so the connection outlives many intervals.
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws/keepalive-timeout",
+                                      ping_interval=None) as ws:
+            await asyncio.sleep(1.0)
+            await ws.send("still here")
+            await ws.close()
+        assert self.server.wait_event("keepalive", timeout=0.5) is None, "a live client was timed out"
+
+    def keep_alive_timeout_detects_silent_peer(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+            s.sendall(upgrade_request("/ws/keepalive-timeout"))
+            start = time.time()
+            data = b""
+            try:
+                while True:  # read (never answer) until the server drops us
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except ConnectionResetError:
+                pass
+            elapsed = time.time() - start
+        assert elapsed < 3.0, f"silent peer not detected after {elapsed:.1f} s (interval 0.1 s, timeout 0.3 s)"
+        e = self.server.wait_event("keepalive")
+        assert e == "keepalive timeout", e
+
+    async def use_after_request_ended(self):
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws/after-end") as ws:
+            try:
+                await asyncio.wait_for(ws.recv(), 3)
+            except websockets.exceptions.ConnectionClosed:
+                pass
+        e = self.server.wait_event("request_ended")
+        assert e is not None and e.startswith("request_ended ok"), e
+
+    async def background_processor(self):
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws/background") as ws:
+            got = [await ws.recv() for _ in range(3)]
+            assert got == ["tick 1", "tick 2", "tick 3"], got
+            try:
+                await asyncio.wait_for(ws.recv(), 3)
+                raise AssertionError("expected the background processor's close")
+            except websockets.exceptions.ConnectionClosedOK:
+                pass
+            assert ws.close_code == 1000 and ws.close_reason == "background done"
+        e = self.server.wait_event("background finished")
+        assert e is not None
+
+    async def graceful_shutdown(self):
+        clients = [await websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws") for _ in range(3)]
+        for c in clients:
+            await c.send("before shutdown")
+            assert await c.recv() == "before shutdown"
+        self.server.process.send_signal(signal.SIGTERM)
+        for c in clients:
+            try:
+                await asyncio.wait_for(c.recv(), 5)
+                raise AssertionError("expected a close")
+            except websockets.exceptions.ConnectionClosed:
+                pass
+            assert c.close_code == 1001, c.close_code
+        code = await asyncio.get_running_loop().run_in_executor(None, lambda: self.server.process.wait(timeout=8))
+        assert code == 0, f"exit status {code}"
+        assert self.server.wait_event("stopped", timeout=1) is not None
+
+
+def make_wwwroot():
+    base = tempfile.mkdtemp(prefix="duplex-app-test-")
+    root = os.path.join(base, "wwwroot")
+    os.makedirs(os.path.join(root, "sub"))
+    with open(os.path.join(root, "index.html"), "w") as f:
+        f.write("<!DOCTYPE html><title>t</title><p>index page</p>")
+    with open(os.path.join(root, "style.css"), "w") as f:
+        f.write("p { color: red }")
+    outside = os.path.join(base, "outside")
+    os.makedirs(outside)
+    with open(os.path.join(base, "secret.txt"), "w") as f:
+        f.write("top secret")
+    with open(os.path.join(outside, "secret.txt"), "w") as f:
+        f.write("top secret")
+    os.symlink(outside, os.path.join(root, "link-out"))
+    os.symlink(os.path.join(base, "secret.txt"), os.path.join(root, "link-to-secret.txt"))
+    return root
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    args = parser.parse_args()
+    server = Server(args.server, make_wwwroot())
+    suite = Suite(server)
+    try:
+        for name in ["pipeline_order", "not_found", "keep_alive_requests", "request_body", "handler_exception_is_500",
+                     "malformed_is_400", "uri_too_long_is_414", "head_too_large_is_431", "wrong_version_is_426",
+                     "plain_get_on_ws_is_400", "slowloris_is_closed", "over_max_connections_is_503", "static_index",
+                     "static_traversal", "echo", "origin_allowed", "origin_refused", "subprotocol",
+                     "unoffered_subprotocol_is_refused_before_answering", "keep_alive_pings",
+                     "keep_alive_python_client_stays", "keep_alive_timeout_detects_silent_peer",
+                     "use_after_request_ended", "background_processor", "graceful_shutdown"]:
+            suite.check(name.replace("_", " "), getattr(suite, name))
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+    print(f"{suite.passed} passed, {suite.failed} failed")
+    sys.exit(1 if suite.failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+// The app host exercised by tests/app/app_test.py: pipeline order, routes, WebSocket options and
+// limits, the seed's request lifetime rule and the background-processor pattern. Small limits make
+// each answer easy to provoke. Events the test cannot see on the wire are printed as "EVENT ..." lines.
+#include <duplex/duplex.hpp>
+
+#include "../../examples/echo/echo.hpp"
+
+#include <chrono>
+#include <iostream>
+#include <mutex>
+#include <string>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+void event(const std::string& text) {
+    static std::mutex mutex;
+    std::lock_guard lock(mutex);
+    std::cout << "EVENT " << text << std::endl;
+}
+
+// Tries the socket after its request has ended: the seed's "response has completed" case.
+duplex::awaitable<void> use_after_request(duplex::websocket ws) {
+    asio::steady_timer timer(ws.get_executor(), 100ms);
+    co_await timer.async_wait(duplex::use_awaitable);
+    try {
+        co_await ws.send("too late");
+        event("request_ended not detected");
+    } catch (const duplex::websocket_error& e) {
+        event(std::string("request_ended ") + (e.code() == duplex::websocket_errc::request_ended ? "ok" : "wrong code") +
+              ": " + e.what());
+    }
+}
+
+// The seed's BackgroundSocketProcessor: owns the socket, pushes messages, completes the request's tcs.
+duplex::awaitable<void> background_processor(duplex::websocket ws, duplex::task_completion_source<> tcs) {
+    try {
+        asio::steady_timer timer(ws.get_executor());
+        for (int i = 1; i <= 3; ++i) {
+            timer.expires_after(20ms);
+            co_await timer.async_wait(duplex::use_awaitable);
+            co_await ws.send("tick " + std::to_string(i));
+        }
+        co_await ws.close(duplex::close_status::normal_closure, "background done");
+        tcs.try_set_result();
+    } catch (...) {
+        tcs.try_set_exception(std::current_exception());
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string wwwroot;
+    for (int i = 1; i + 1 < argc; ++i)
+        if (std::string_view(argv[i]) == "--wwwroot") wwwroot = argv[i + 1];
+
+    duplex::app_options options;
+    options.worker_threads = 2;
+    options.max_connections = 20;
+    options.request_timeout = 500ms;
+    options.shutdown_timeout = 3s;
+    options.http_limits.max_target_bytes = 256;
+    options.http_limits.max_head_bytes = 2048;
+    duplex::app app(argc, argv, options);
+
+    // Pipeline order: each middleware marks the way in and the way out.
+    app.use([](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
+        ctx.response.headers.set("X-Trace", "A>");
+        co_await next();
+        ctx.response.headers.set("X-Trace", std::string(ctx.response.headers.get("X-Trace").value_or("")) + "<A");
+    });
+    app.use([](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
+        ctx.response.headers.set("X-Trace", std::string(ctx.response.headers.get("X-Trace").value_or("")) + "B>");
+        co_await next(ctx);
+        ctx.response.headers.set("X-Trace", std::string(ctx.response.headers.get("X-Trace").value_or("")) + "<B");
+    });
+    app.map("/hello", [](duplex::http_context& ctx) -> duplex::awaitable<void> {
+        ctx.response.body = "hello " + ctx.request.query;
+        co_return;
+    });
+    app.map("/echo-body", [](duplex::http_context& ctx) -> duplex::awaitable<void> {
+        ctx.response.body = ctx.request_body;
+        co_return;
+    });
+    app.map("/throw", [](duplex::http_context&) -> duplex::awaitable<void> {
+        throw std::runtime_error("handler failed on purpose");
+        co_return;
+    });
+
+    duplex::websocket_options ws_options;
+    ws_options.keep_alive_interval = 150ms;
+    ws_options.allowed_origins = {"https://allowed.example"};
+    app.use_websockets(ws_options);
+
+    app.use([](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
+        const auto& path = ctx.request.path;
+        if (!path.starts_with("/ws")) {
+            co_await next();
+            co_return;
+        }
+        if (!ctx.websockets.is_websocket_request()) {
+            ctx.response.status_code = 400;
+            co_return;
+        }
+        if (path == "/ws") {
+            auto ws = co_await ctx.websockets.accept_websocket();
+            co_await duplex::examples::echo(ws);
+        } else if (path == "/ws/subprotocol") {
+            const auto offered = ctx.websockets.requested_protocols();
+            const bool has_v2 = std::find(offered.begin(), offered.end(), "chat.v2") != offered.end();
+            auto ws = co_await ctx.websockets.accept_websocket(has_v2 ? "chat.v2" : "");
+            co_await duplex::examples::echo(ws);
+        } else if (path == "/ws/unoffered-subprotocol") {
+            auto ws = co_await ctx.websockets.accept_websocket("never-offered");
+            co_await duplex::examples::echo(ws);
+        } else if (path == "/ws/keepalive-timeout") {
+            duplex::accept_context accept;
+            accept.keep_alive_interval = 100ms;
+            accept.keep_alive_timeout = 300ms;
+            auto ws = co_await ctx.websockets.accept_websocket(accept);
+            std::array<std::byte, 256> buffer;
+            try {
+                for (;;) {
+                    auto r = co_await ws.receive(asio::buffer(buffer));
+                    if (r.close_status) {
+                        co_await ws.close(*r.close_status);
+                        break;
+                    }
+                }
+            } catch (const duplex::websocket_error& e) {
+                event(std::string("keepalive ") +
+                      (e.code() == duplex::websocket_errc::keep_alive_timeout ? "timeout" : e.code().message()));
+            }
+        } else if (path == "/ws/after-end") {
+            auto ws = co_await ctx.websockets.accept_websocket();
+            asio::co_spawn(ws.get_executor(), use_after_request(ws), asio::detached);
+        } else if (path == "/ws/background") {
+            auto ws = co_await ctx.websockets.accept_websocket();
+            duplex::task_completion_source<> tcs;
+            asio::co_spawn(ws.get_executor(), background_processor(ws, tcs), asio::detached);
+            co_await tcs.task();
+            event("background finished");
+        } else {
+            co_await next();
+        }
+    });
+    if (!wwwroot.empty()) app.use_static_files(wwwroot);
+    app.run("http://127.0.0.1:0");
+    event("stopped");
+}
