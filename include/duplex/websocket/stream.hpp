@@ -440,7 +440,11 @@ private:
         }
     }
 
+    // Reading is also where a peer that makes us answer (pings) without reading our answers would grow
+    // the output queue without bound: past the high-water mark, stop reading until the queue drains.
     awaitable<void> fill() {
+        while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
+        throw_if_failed();
         const auto ec = co_await read_more();
         if (ec) co_await fail_transport(ec);
     }
@@ -635,9 +639,11 @@ private:
         queue_frame(opcode::close, payload.data(), size);
     }
 
+    // The state becomes closed only once our answer to the peer's close is written (close() and
+    // close_output() do that), so a failed write leaves it aborted, not closed.
     void queue_close(close_status status, std::string_view description) {
         close_sent_ = true;
-        state_ = close_received_ ? websocket_state::closed : websocket_state::close_sent;
+        if (!close_received_) state_ = websocket_state::close_sent;
         queue_close_frame(status, description);
     }
 
