@@ -633,7 +633,7 @@ private:
             const auto code = static_cast<std::uint16_t>(status);
             payload[0] = std::byte(code >> 8);
             payload[1] = std::byte(code & 0xFF);
-            std::memcpy(payload.data() + 2, reason.data(), reason.size());
+            if (!reason.empty()) std::memcpy(payload.data() + 2, reason.data(), reason.size());  // data() may be null
             size = 2 + reason.size();
         }
         queue_frame(opcode::close, payload.data(), size);
