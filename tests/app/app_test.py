@@ -277,6 +277,31 @@ class Suite:
         r = raw_request(self.server.port, upgrade_request("/ws/unoffered-subprotocol"))
         assert status_of(r) == 500, r[:100]
 
+    async def compression_from_accept_context(self):
+        # accept_context{dangerous_enable_compression, server_max_window_bits = 10,
+        # disable_server_context_takeover} in the answer to python3-websockets' default offer.
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws/compressed", max_size=None) as ws:
+            assert len(ws.extensions) == 1, ws.extensions
+            agreed = ws.extensions[0]
+            assert agreed.name == "permessage-deflate", agreed.name
+            assert agreed.remote_max_window_bits == 10, agreed.remote_max_window_bits
+            assert agreed.remote_no_context_takeover, "server_no_context_takeover was not answered"
+            for message in ["hello " * 1000, bytes(range(256)) * 300, ""]:
+                await ws.send(message)
+                assert await ws.recv() == message
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws/compressed", compression=None) as ws:
+            assert not ws.extensions
+            await ws.send("plain")
+            assert await ws.recv() == "plain"
+        # Without dangerous_enable_compression (the default) an offer is declined.
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws") as ws:
+            assert not ws.extensions, ws.extensions
+
+    def compression_window_out_of_range_is_refused_before_answering(self):
+        r = raw_request(self.server.port, upgrade_request("/ws/compressed-bad-window",
+                                                          "Sec-WebSocket-Extensions: permessage-deflate\r\n"))
+        assert status_of(r) == 500, r[:100]
+
     def keep_alive_pings(self):
         with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
             s.sendall(upgrade_request("/ws"))
@@ -386,7 +411,8 @@ def main():
                      "malformed_is_400", "uri_too_long_is_414", "head_too_large_is_431", "wrong_version_is_426",
                      "plain_get_on_ws_is_400", "slowloris_is_closed", "over_max_connections_is_503", "static_index",
                      "static_traversal", "echo", "origin_allowed", "origin_refused", "subprotocol",
-                     "unoffered_subprotocol_is_refused_before_answering", "keep_alive_pings",
+                     "unoffered_subprotocol_is_refused_before_answering", "compression_from_accept_context",
+                     "compression_window_out_of_range_is_refused_before_answering", "keep_alive_pings",
                      "keep_alive_python_client_stays", "keep_alive_timeout_detects_silent_peer",
                      "use_after_request_ended", "background_processor", "graceful_shutdown"]:
             suite.check(name.replace("_", " "), getattr(suite, name))

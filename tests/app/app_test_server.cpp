@@ -115,6 +115,19 @@ int main(int argc, char** argv) {
         } else if (path == "/ws/unoffered-subprotocol") {
             auto ws = co_await ctx.websockets.accept_websocket("never-offered");
             co_await duplex::examples::echo(ws);
+        } else if (path == "/ws/compressed") {
+            duplex::accept_context accept;
+            accept.dangerous_enable_compression = true;
+            accept.server_max_window_bits = 10;
+            accept.disable_server_context_takeover = true;
+            auto ws = co_await ctx.websockets.accept_websocket(accept);
+            co_await duplex::examples::echo(ws);
+        } else if (path == "/ws/compressed-bad-window") {
+            duplex::accept_context accept;
+            accept.dangerous_enable_compression = true;
+            accept.server_max_window_bits = 16;
+            auto ws = co_await ctx.websockets.accept_websocket(accept);
+            co_await duplex::examples::echo(ws);
         } else if (path == "/ws/keepalive-timeout") {
             duplex::accept_context accept;
             accept.keep_alive_interval = 100ms;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <optional>
 
 namespace {
 std::atomic<std::size_t> allocations{0};
@@ -36,10 +37,11 @@ namespace {
 
 using asio::ip::tcp;
 
-duplex::awaitable<void> serve(tcp::acceptor& acceptor) {
+// With `compression`, both ends negotiate permessage-deflate with those options.
+duplex::awaitable<void> serve(tcp::acceptor& acceptor, std::optional<duplex::deflate::options> compression) {
     auto socket = co_await acceptor.async_accept(duplex::use_awaitable);
     duplex::ws::stream<tcp::socket> stream(std::move(socket), duplex::ws::role::server);
-    co_await stream.accept();
+    co_await stream.accept(compression);
     auto ws = stream.as_websocket();
     co_await duplex::examples::echo(ws);
 }
@@ -70,15 +72,31 @@ duplex::awaitable<void> exchange(duplex::websocket& ws, const std::vector<std::b
     }
 }
 
-counts measure(std::size_t size, std::size_t depth) {
+// Text that compresses the way chat and JSON traffic does, so the compressed cases do real work.
+std::vector<std::byte> chatty_payload(std::size_t size) {
+    static constexpr std::string_view words[] = {"{\"id\":", "\"user\":", "hello", "world", "true", "null", ", ", "}\n"};
+    std::vector<std::byte> out;
+    for (std::size_t i = 0; out.size() < size; ++i) {
+        const auto word = words[(i * 7 + i / 3) % std::size(words)];
+        const auto number = std::to_string((i * 7919) % 1000);
+        for (char c : word) out.push_back(static_cast<std::byte>(c));
+        for (char c : number) out.push_back(static_cast<std::byte>(c));
+    }
+    out.resize(size);
+    return out;
+}
+
+counts measure(std::size_t size, std::size_t depth, std::optional<duplex::deflate::options> compression = std::nullopt) {
     asio::io_context io(1);
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     const auto port = acceptor.local_endpoint().port();
     counts result;
-    asio::co_spawn(io, serve(acceptor), asio::detached);
+    asio::co_spawn(io, serve(acceptor, compression), asio::detached);
     asio::co_spawn(io, [&]() -> duplex::awaitable<void> {
-        auto ws = co_await duplex::connect("ws://127.0.0.1:" + std::to_string(port) + "/ws");
-        const std::vector<std::byte> payload(size, std::byte{'x'});
+        duplex::connect_options options;
+        options.dangerous_deflate = compression;
+        auto ws = co_await duplex::connect("ws://127.0.0.1:" + std::to_string(port) + "/ws", options);
+        const auto payload = compression ? chatty_payload(size) : std::vector<std::byte>(size, std::byte{'x'});
         result.warm_up_messages = 2000;
         co_await exchange(ws, payload, result.warm_up_messages, depth);
         const auto before = allocations.load();
@@ -102,5 +120,23 @@ TEST_CASE("no allocation per message in the echo loop, client and server") {
         MESSAGE(c.measured_allocations << " allocations over " << c.measured_messages << " messages of " << size
                                        << " B at depth " << depth);
         CHECK(c.measured_allocations == 0);
+    }
+}
+
+TEST_CASE("no allocation per message with permessage-deflate on both ends, with and without context takeover") {
+    for (bool takeover : {true, false}) {
+        duplex::deflate::options compression;
+        compression.disable_server_context_takeover = !takeover;
+        compression.disable_client_context_takeover = !takeover;
+        for (auto [size, depth] : {std::pair<std::size_t, std::size_t>{64, 1}, {64, 16}, {3000, 4}}) {
+            CAPTURE(takeover);
+            CAPTURE(size);
+            CAPTURE(depth);
+            const auto c = measure(size, depth, compression);
+            REQUIRE(c.measured_messages == 20000);
+            MESSAGE(c.measured_allocations << " allocations over " << c.measured_messages << " compressed messages of "
+                                           << size << " B at depth " << depth << ", context takeover " << std::string(takeover ? "on" : "off"));
+            CHECK(c.measured_allocations == 0);
+        }
     }
 }

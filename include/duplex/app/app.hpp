@@ -168,7 +168,14 @@ public:
         websocket_.emplace(std::move(transport_), ws::role::server, limits);
         websocket_->prime(std::span(buffer_.get() + begin_, end_ - begin_));
         begin_ = end_ = 0;
-        co_await websocket_->accept(request, context.sub_protocol);
+        std::optional<duplex::deflate::options> compression;
+        if (context.dangerous_enable_compression) {
+            compression.emplace();
+            compression->server_max_window_bits = context.server_max_window_bits;
+            compression->disable_server_context_takeover = context.disable_server_context_takeover;
+        }
+        const http::headers no_extra_headers;
+        co_await websocket_->accept(request, context.sub_protocol, no_extra_headers, compression);
         websocket_->start_keep_alive(context.keep_alive_interval.value_or(options.keep_alive_interval),
                                      context.keep_alive_timeout.value_or(options.keep_alive_timeout));
         if (core_.stopping) begin_shutdown();

@@ -5,6 +5,7 @@
 #include <duplex/app/accept_context.hpp>
 #include <duplex/app/websocket_options.hpp>
 #include <duplex/config.hpp>
+#include <duplex/deflate/negotiation.hpp>
 #include <duplex/http/request.hpp>
 #include <duplex/websocket/handshake.hpp>
 #include <duplex/websocket/websocket.hpp>
@@ -51,7 +52,8 @@ public:
     // Answers 101 and returns the WebSocket. The request moves no further down the pipeline; when the
     // handler returns, the pipeline unwinds and the connection closes (keep the request alive, e.g. by
     // awaiting a task_completion_source, while a background service uses the socket). Throws, before
-    // answering, when this is not a WebSocket request or the sub-protocol was not offered.
+    // answering, when this is not a WebSocket request, the sub-protocol was not offered, or a compression
+    // setting is out of range. With dangerous_enable_compression, a permessage-deflate offer is accepted.
     //
     // g++ 12 miscompiles an aggregate temporary inside a co_await expression: name the accept_context
     // (`duplex::accept_context options{...}; co_await ctx.websockets.accept_websocket(options);`) rather
@@ -70,6 +72,9 @@ public:
             if (std::find(offered.begin(), offered.end(), context.sub_protocol) == offered.end())
                 throw std::invalid_argument("sub-protocol '" + context.sub_protocol + "' was not offered by the client");
         }
+        if (context.dangerous_enable_compression && (context.server_max_window_bits < duplex::deflate::min_window_bits ||
+                                                     context.server_max_window_bits > duplex::deflate::max_window_bits))
+            throw std::invalid_argument("accept_context::server_max_window_bits must be between 8 and 15");
         accepted_ = true;
         context_ = context;  // the upgrade reads it after this call returns
         return target_->upgrade(*request_, context_, *options_);

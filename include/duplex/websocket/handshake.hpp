@@ -188,8 +188,11 @@ struct response_check {
 };
 
 // The client's checks of RFC 6455 §4.1 on the server's answer to make_request(…, key, offered_protocols, …).
+// With `extensions_offered` the Sec-WebSocket-Extensions answer is left to the offered extension's own
+// check (deflate::validate_response); without it, any extension in the answer fails the handshake.
 inline response_check validate_response(const http::response& r, std::string_view key,
-                                        std::span<const std::string> offered_protocols) {
+                                        std::span<const std::string> offered_protocols,
+                                        bool extensions_offered = false) {
     const auto fail = [](std::string error) { return response_check{std::move(error), {}}; };
     if (r.status_code != 101) {
         std::string error = "server answered " + std::to_string(r.status_code);
@@ -211,7 +214,7 @@ inline response_check validate_response(const http::response& r, std::string_vie
                                                   : "server selected a subprotocol that was not offered");
         result.sub_protocol = selected.front();
     }
-    if (!r.headers.tokens("Sec-WebSocket-Extensions").empty())
+    if (!extensions_offered && !r.headers.tokens("Sec-WebSocket-Extensions").empty())
         return fail("server selected an extension that was not offered");
     return result;
 }

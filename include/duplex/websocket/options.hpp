@@ -9,7 +9,8 @@
 namespace duplex::ws {
 
 struct stream_options {
-    // A message whose size would pass this is refused with close code 1009 before its payload is read.
+    // A message whose size would pass this is refused with close code 1009 before its payload is read;
+    // a compressed message's decompressed size is checked as it is decompressed (1009 at the limit).
     std::size_t max_message_size = 16 * 1024 * 1024;
     // Bytes one read pulls from the transport; a receive into a larger buffer reads straight into it.
     std::size_t receive_buffer_size = 4 * 1024;

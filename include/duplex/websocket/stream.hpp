@@ -1,12 +1,19 @@
 // duplex::ws::stream<Next> — RFC 6455 over any Asio stream (TCP, TLS, a Unix socket, a test stream).
 //
 // The stream is a thin coroutine shell around the sans-I/O pieces (frame, mask, utf8, close_status,
-// handshake, http parser). Its state lives in a shared core so that a flush still in flight when the
-// last handle goes away finishes safely. All operations of one stream must run on its executor (a
-// strand when the io_context has several threads).
+// handshake, http parser, deflate negotiation and codec). Its state lives in a shared core so that a
+// flush still in flight when the last handle goes away finishes safely. All operations of one stream
+// must run on its executor (a strand when the io_context has several threads).
+//
+// permessage-deflate (RFC 7692) is decided per connection at the handshake, not per type: accept() and
+// handshake() take the compression options, and the codec is built only when both ends agree. A
+// connection without it pays one null pointer and a branch per message; the type-erased
+// duplex::websocket is the same handle either way.
 #pragma once
 
 #include <duplex/config.hpp>
+#include <duplex/deflate/negotiation.hpp>
+#include <duplex/deflate/permessage.hpp>
 #include <duplex/detail/mask_key_source.hpp>
 #include <duplex/detail/transport.hpp>
 #include <duplex/http/parser.hpp>
@@ -26,6 +33,7 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -115,9 +123,10 @@ public:
     }
 
     // Answers the upgrade request with 101 Switching Protocols, or with the RFC's error (400, or 426 for
-    // another protocol version) and throws. `sub_protocol` must be one the client offered.
+    // another protocol version) and throws. `sub_protocol` must be one the client offered. With
+    // `compression`, the client's first acceptable permessage-deflate offer is accepted on those terms.
     awaitable<void> accept(const http::request& request, std::string_view sub_protocol,
-                           const http::headers& extra_headers) {
+                           const http::headers& extra_headers, std::optional<duplex::deflate::options> compression) {
         const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
         state_ = websocket_state::connecting;
         if (auto check = handshake::validate_request(request); !check) {
@@ -130,8 +139,19 @@ public:
                 throw std::invalid_argument("sub-protocol '" + std::string(sub_protocol) +
                                             "' was not offered by the client");
         }
+        std::optional<duplex::deflate::agreement> agreed;
+        if (compression) agreed = duplex::deflate::select_offer(request.headers, *compression);
+        std::unique_ptr<duplex::deflate::permessage> codec;
+        std::string response;
         const auto key = request.headers.get("Sec-WebSocket-Key").value_or("");
-        const auto response = handshake::make_accept_response(key, sub_protocol, extra_headers);
+        if (agreed) {
+            codec = std::make_unique<duplex::deflate::permessage>(role_, agreed->parameters);
+            http::headers headers = extra_headers;
+            headers.add("Sec-WebSocket-Extensions", agreed->response);
+            response = handshake::make_accept_response(key, sub_protocol, headers);
+        } else {
+            response = handshake::make_accept_response(key, sub_protocol, extra_headers);
+        }
         arm_deadline(options_.handshake_timeout, websocket_errc::handshake_failed);
         auto [ec, n] = co_await asio::async_write(next_, asio::buffer(response), duplex::detail::use_nothrow_awaitable);
         disarm_deadline();
@@ -141,6 +161,7 @@ public:
             throw websocket_error(map_transport_error(ec), "while answering the upgrade request");
         }
         sub_protocol_ = sub_protocol;
+        compression_ = std::move(codec);
         state_ = websocket_state::open;
     }
 
@@ -159,12 +180,20 @@ public:
 
     // ---- opening handshake, client side ----
 
-    awaitable<void> handshake(std::string_view host, std::string_view target,
-                              std::span<const std::string> sub_protocols, const http::headers& extra_headers) {
+    // With `compression`, permessage-deflate is offered on those terms; the server may decline it.
+    awaitable<void> handshake(std::string_view host, std::string_view target, std::span<const std::string> sub_protocols,
+                              const http::headers& extra_headers, std::optional<duplex::deflate::options> compression) {
         const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
         state_ = websocket_state::connecting;
         const auto key = handshake::generate_key();
-        const auto request = handshake::make_request(host, target, key, sub_protocols, extra_headers);
+        std::string request;
+        if (compression) {
+            http::headers headers = extra_headers;
+            headers.add("Sec-WebSocket-Extensions", duplex::deflate::make_offer(*compression));
+            request = handshake::make_request(host, target, key, sub_protocols, headers);
+        } else {
+            request = handshake::make_request(host, target, key, sub_protocols, extra_headers);
+        }
         arm_deadline(options_.handshake_timeout, websocket_errc::handshake_failed);
         auto [write_ec, written] =
             co_await asio::async_write(next_, asio::buffer(request), duplex::detail::use_nothrow_awaitable);
@@ -181,8 +210,13 @@ public:
         if (parser.status() == http::parse_status::error)
             fail_handshake("malformed upgrade response: " + std::string(parser.error_message()));
         const auto& response = parser.get();
-        if (auto check = handshake::validate_response(response, key, sub_protocols); !check)
+        if (auto check = handshake::validate_response(response, key, sub_protocols, compression.has_value()); !check)
             fail_handshake(check.error);
+        if (compression) {
+            const auto answer = duplex::deflate::validate_response(response.headers, *compression);
+            if (!answer) fail_handshake(answer.error);
+            if (answer.parameters) compression_ = std::make_unique<duplex::deflate::permessage>(role_, *answer.parameters);
+        }
         sub_protocol_ = std::string(response.headers.get("Sec-WebSocket-Protocol").value_or(""));
         state_ = websocket_state::open;
     }
@@ -204,7 +238,7 @@ public:
     }
 
     awaitable<void> send(asio::const_buffer data, message_type type, bool end_of_message,
-                         message_flags /*flags: meaningful once an extension is negotiated*/) override {
+                         message_flags flags) override {
         const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
         check_can_send();
         if (type == message_type::close)
@@ -214,6 +248,8 @@ public:
             if (type != send_message_type_)
                 throw std::invalid_argument("the message type changed in the middle of a fragmented message");
             op = opcode::continuation;
+        } else {
+            send_compressed_ = compression_ && !has_flag(flags, message_flags::disable_compression);
         }
         send_in_message_ = !end_of_message;
         send_message_type_ = type;
@@ -225,11 +261,16 @@ public:
         if (role_ == role::client) {
             header.masked = true;
             header.key = duplex::detail::next_mask_key();
-        } else if (data.size() >= options_.direct_write_threshold) {
+        }
+        if (send_compressed_) {
+            header.rsv1 = op != opcode::continuation;  // RFC 7692 §6: the first frame of the message only
+            append_compressed_frame(header, data, end_of_message);
+        } else if (role_ == role::server && data.size() >= options_.direct_write_threshold) {
             co_await write_direct(header, data);
             co_return;
+        } else {
+            append_frame(header, data);
         }
-        append_frame(header, data);
         schedule_flush();
         while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
         throw_if_failed();
@@ -312,6 +353,17 @@ public:
 
     websocket_state state() const noexcept override { return state_; }
     const std::string& sub_protocol() const noexcept override { return sub_protocol_; }
+    std::optional<duplex::deflate::negotiated> compression() const {
+        if (!compression_) return std::nullopt;
+        const auto& c = *compression_;
+        const bool server = role_ == role::server;
+        duplex::deflate::negotiated n;
+        n.server_max_window_bits = server ? c.send_window_bits() : c.receive_window_bits();
+        n.client_max_window_bits = server ? c.receive_window_bits() : c.send_window_bits();
+        n.server_no_context_takeover = !(server ? c.send_context_takeover() : c.receive_context_takeover());
+        n.client_no_context_takeover = !(server ? c.receive_context_takeover() : c.send_context_takeover());
+        return n;
+    }
     asio::any_io_executor get_executor() const override {
         return const_cast<Next&>(next_).get_executor();
     }
@@ -388,20 +440,48 @@ private:
                     in_message_ = true;
                     message_kind_ = header.op == opcode::text ? message_type::text : message_type::binary;
                     message_size_ = 0;
+                    receive_compressed_ = header.rsv1;
                     utf8_.reset();
                 }
                 message_size_ += header.payload_length;
                 frame_ = header;
                 frame_remaining_ = header.payload_length;
                 frame_offset_ = 0;
+                rx_unmasked_ = 0;
                 in_frame_ = true;
                 if (frame_remaining_ == 0) {
-                    in_frame_ = false;
-                    if (!header.fin) continue;  // an empty fragment carries nothing to deliver
-                    co_await end_message();
-                    co_return receive_result{0, message_kind_, true, std::nullopt, {}};
+                    // An empty fragment carries nothing to deliver; an empty final frame of a compressed
+                    // message still ends the compressed data, which the codec must see.
+                    if (!header.fin) {
+                        in_frame_ = false;
+                        continue;
+                    }
+                    if (!receive_compressed_) {
+                        in_frame_ = false;
+                        co_await end_message();
+                        co_return receive_result{0, message_kind_, true, std::nullopt, {}};
+                    }
                 }
                 continue;
+            }
+
+            if (receive_compressed_) {
+                auto piece = decompress_piece(buffer);
+                if (piece.status == piece_status::need_input) {
+                    co_await fill();
+                    continue;
+                }
+                if (piece.status == piece_status::next_frame) continue;
+                if (piece.status == piece_status::corrupt)
+                    co_await fail(websocket_errc::invalid_payload_data, "invalid compressed data in a message");
+                if (piece.status == piece_status::too_big)
+                    co_await fail(websocket_errc::message_too_big,
+                                  "message exceeds the maximum size of " + std::to_string(message_limit_) + " bytes");
+                if (message_kind_ == message_type::text && !utf8_.feed(static_cast<const std::byte*>(buffer.data()), piece.count))
+                    co_await fail(websocket_errc::invalid_payload_data, "invalid UTF-8 in a text message");
+                const bool end_of_message = piece.status == piece_status::end_of_message;
+                if (end_of_message) co_await end_message();
+                co_return receive_result{piece.count, message_kind_, end_of_message, std::nullopt, {}};
             }
 
             // Inside a data frame's payload.
@@ -440,6 +520,47 @@ private:
         }
     }
 
+    enum class piece_status { delivered, end_of_message, need_input, next_frame, corrupt, too_big };
+    struct decompressed_piece {
+        piece_status status;
+        std::size_t count = 0;
+    };
+
+    // One step of a compressed frame: the buffered part of its payload is unmasked in place (once; a
+    // chunk the codec did not take stays unmasked for the next call) and decompressed into the caller's
+    // buffer. Compressed bytes are never read straight into the caller's buffer: the output goes there.
+    decompressed_piece decompress_piece(asio::mutable_buffer buffer) {
+        const auto available = static_cast<std::size_t>(std::min<std::uint64_t>(frame_remaining_, rx_end_ - rx_begin_));
+        if (available == 0 && frame_remaining_ != 0) return {piece_status::need_input};
+        auto* input = rx_.get() + rx_begin_;
+        if (frame_.masked && rx_unmasked_ < available)
+            apply_mask(input + rx_unmasked_, available - rx_unmasked_, frame_.key,
+                       static_cast<std::size_t>(frame_offset_) + rx_unmasked_);
+        rx_unmasked_ = available;
+        const bool ends_message = frame_.fin && available == frame_remaining_;
+        const auto r = compression_->decompress_some(
+            std::span<const std::byte>(input, available), ends_message,
+            std::span<std::byte>(static_cast<std::byte*>(buffer.data()), buffer.size()), message_limit_);
+        rx_begin_ += r.consumed;
+        rx_unmasked_ -= r.consumed;
+        frame_remaining_ -= r.consumed;
+        frame_offset_ += r.consumed;
+        switch (r.status) {
+        case duplex::deflate::decompress_status::corrupt: return {piece_status::corrupt};
+        case duplex::deflate::decompress_status::too_big: return {piece_status::too_big};
+        case duplex::deflate::decompress_status::end_of_message:
+            in_frame_ = false;
+            return {piece_status::end_of_message, r.produced};
+        case duplex::deflate::decompress_status::more: break;
+        }
+        // A non-final frame is done once its payload is taken: what the codec still holds comes out
+        // with the next frame (or its empty final frame).
+        if (frame_remaining_ == 0 && !frame_.fin) in_frame_ = false;
+        if (r.produced != 0 || buffer.size() == 0) return {piece_status::delivered, r.produced};
+        if (!in_frame_) return {piece_status::next_frame};
+        return {piece_status::need_input};
+    }
+
     // Reading is also where a peer that makes us answer (pings) without reading our answers would grow
     // the output queue without bound: past the high-water mark, stop reading until the queue drains.
     awaitable<void> fill() {
@@ -457,9 +578,13 @@ private:
 
     // The protocol rules a header must follow, given our role and where we are in a message.
     awaitable<void> check_header(const frame_header& h) {
-        if (h.rsv1 || h.rsv2 || h.rsv3)
+        if (h.rsv2 || h.rsv3 || (h.rsv1 && !compression_))
             co_await fail(websocket_errc::protocol_error, "reserved bits set without a negotiated extension");
         if (!is_known(h.op)) co_await fail(websocket_errc::protocol_error, "reserved opcode");
+        // RFC 7692 §6.1: RSV1 marks a compressed message on its first frame, and nowhere else.
+        if (h.rsv1 && is_control(h.op)) co_await fail(websocket_errc::protocol_error, "RSV1 set on a control frame");
+        if (h.rsv1 && h.op == opcode::continuation)
+            co_await fail(websocket_errc::protocol_error, "RSV1 set on a continuation frame");
         if (role_ == role::server && !h.masked)
             co_await fail(websocket_errc::protocol_error, "a client sent an unmasked frame");
         if (role_ == role::client && h.masked)
@@ -474,8 +599,10 @@ private:
             co_await fail(websocket_errc::protocol_error, "continuation frame without a message in progress");
         if (h.op != opcode::continuation && in_message_)
             co_await fail(websocket_errc::protocol_error, "new message started inside a fragmented message");
+        // A compressed message's limit is on its decompressed size, which the codec enforces (1009 too).
+        const bool compressed = h.op == opcode::continuation ? receive_compressed_ : h.rsv1;
         const auto so_far = h.op == opcode::continuation ? message_size_ : 0;
-        if (so_far + h.payload_length > message_limit_)
+        if (!compressed && so_far + h.payload_length > message_limit_)
             co_await fail(websocket_errc::message_too_big,
                           "message exceeds the maximum size of " + std::to_string(message_limit_) + " bytes");
     }
@@ -614,6 +741,40 @@ private:
         out_.resize(old_size + header_size + data.size());
     }
 
+    // Compresses `data` straight into the output buffer behind room for the largest header, then moves
+    // the payload up against the header once its length is known (a few bytes, never a second copy).
+    // The compressor writes into the capacity the buffer already has; the buffer grows only when the
+    // compressed bytes themselves do not fit, never for the worst case zlib could produce.
+    void append_compressed_frame(frame_header header, asio::const_buffer data, bool end_of_message) {
+        constexpr auto min_room = duplex::deflate::permessage::min_output_size;
+        const auto old_size = out_.size();
+        std::span input(static_cast<const std::byte*>(data.data()), data.size());
+        auto used = old_size + max_header_size;
+        try {
+            for (;;) {
+                const auto room = std::max<std::size_t>(min_room, input.size() + input.size() / 8 + 64);
+                if (out_.capacity() < used + min_room) out_.reserve(std::max(2 * out_.capacity(), used + room));
+                out_.resize(std::min(out_.capacity(), used + room));
+                const auto r = compression_->compress_some(input, end_of_message, std::span(out_).subspan(used));
+                used += r.produced;
+                input = input.subspan(r.consumed);
+                if (r.done) break;
+            }
+        } catch (...) {
+            out_.resize(old_size);
+            throw;
+        }
+        const auto size = used - old_size - max_header_size;
+        header.payload_length = size;
+        std::array<std::byte, max_header_size> header_bytes;
+        const auto header_size = encode_header(header, header_bytes.data());
+        auto* frame = out_.data() + old_size;
+        if (header_size != max_header_size) std::memmove(frame + header_size, frame + max_header_size, size);
+        std::memcpy(frame, header_bytes.data(), header_size);
+        if (header.masked) apply_mask(frame + header_size, size, header.key);
+        out_.resize(old_size + header_size + size);
+    }
+
     void queue_frame(opcode op, const std::byte* payload, std::size_t size) {
         frame_header header;
         header.op = op;
@@ -658,10 +819,17 @@ private:
         });
     }
 
+    // The output buffer and the one being written trade places on every write, so each keeps the
+    // capacity the other reached: a burst that grew one no longer finds the other short later on.
+    void swap_output_buffers() {
+        std::swap(out_, in_flight_);
+        if (out_.capacity() < in_flight_.capacity()) out_.reserve(in_flight_.capacity());
+    }
+
     void start_write() {
         if (writing_ || out_.empty() || write_failed_) return;
         writing_ = true;
-        std::swap(out_, in_flight_);
+        swap_output_buffers();
         asio::async_write(next_, asio::buffer(in_flight_),
                           [self = this->shared_from_this()](std::error_code ec, std::size_t) { self->on_written(ec); });
     }
@@ -690,7 +858,7 @@ private:
         writing_ = true;
         std::array<std::byte, max_header_size> header_bytes;
         const auto header_size = encode_header(header, header_bytes.data());
-        std::swap(out_, in_flight_);
+        swap_output_buffers();
         const std::array<asio::const_buffer, 3> buffers{asio::buffer(in_flight_),
                                                         asio::buffer(header_bytes.data(), header_size), data};
         auto [ec, n] = co_await asio::async_write(next_, buffers, duplex::detail::use_nothrow_awaitable);
@@ -827,12 +995,19 @@ private:
     message_type message_kind_ = message_type::binary;
     utf8_validator utf8_;
     bool in_frame_ = false, in_message_ = false, receiving_ = false, close_received_ = false;
+    bool receive_compressed_ = false;  // the message being received has RSV1 on its first frame
+    std::size_t rx_unmasked_ = 0;      // bytes of the current compressed frame at rx_begin_ already unmasked
 
     // Sending.
     std::vector<std::byte> out_, in_flight_;
     message_type send_message_type_ = message_type::binary;
     bool send_in_message_ = false, close_sent_ = false, writing_ = false, flush_posted_ = false,
          write_failed_ = false;
+    bool send_compressed_ = false;  // the message being sent goes through the compressor
+
+    // permessage-deflate's codec, built only when the handshake negotiated it (zlib's state is not
+    // movable, and a connection without compression should not carry its ~300 bytes).
+    std::unique_ptr<duplex::deflate::permessage> compression_;
 
     asio::steady_timer wake_;
     asio::steady_timer deadline_;
@@ -862,23 +1037,30 @@ public:
 
     // Server: reads the HTTP upgrade request (answering a malformed one with its 4xx and throwing).
     awaitable<http::request> read_request() { return core_->read_request(); }
-    // Server: answers the request with 101, or with 400/426 and throws websocket_error.
+    // Server: answers the request with 101, or with 400/426 and throws websocket_error. With
+    // `compression` (DANGEROUS, see deflate/permessage.hpp: CRIME/BREACH), a permessage-deflate offer of
+    // the client is accepted on those terms; without it, or without an acceptable offer, none is.
     awaitable<void> accept(const http::request& request, std::string_view sub_protocol = {},
-                           const http::headers& extra_headers = {}) {
-        return core_->accept(request, sub_protocol, extra_headers);
+                           const http::headers& extra_headers = {},
+                           std::optional<duplex::deflate::options> compression = std::nullopt) {
+        return core_->accept(request, sub_protocol, extra_headers, compression);
     }
     // Server: read_request() then accept().
-    awaitable<void> accept() {
+    awaitable<void> accept(std::optional<duplex::deflate::options> compression = std::nullopt) {
         auto request = co_await core_->read_request();
-        co_await core_->accept(request, {}, {});
+        const http::headers no_headers;  // named: g++ 12 destroys a temporary inside co_await twice
+        co_await core_->accept(request, {}, no_headers, compression);
     }
     // Server: answers a request that will not be upgraded (e.g. 404) and closes the connection.
     awaitable<void> reject(int status_code, std::string_view message) { return core_->reject(status_code, message); }
 
-    // Client: sends the upgrade request for `target` to `host` and checks the server's answer.
+    // Client: sends the upgrade request for `target` to `host` and checks the server's answer. With
+    // `compression` (DANGEROUS, see deflate/permessage.hpp), permessage-deflate is offered on those
+    // terms; the server may decline it, and a response that breaks RFC 7692 fails the handshake.
     awaitable<void> handshake(std::string_view host, std::string_view target,
-                              std::span<const std::string> sub_protocols = {}, const http::headers& extra_headers = {}) {
-        return core_->handshake(host, target, sub_protocols, extra_headers);
+                              std::span<const std::string> sub_protocols = {}, const http::headers& extra_headers = {},
+                              std::optional<duplex::deflate::options> compression = std::nullopt) {
+        return core_->handshake(host, target, sub_protocols, extra_headers, compression);
     }
 
     awaitable<receive_result> receive(asio::mutable_buffer buffer) { return core_->receive(buffer); }
@@ -907,6 +1089,9 @@ public:
         core_->start_keep_alive(interval, timeout);
     }
     void end_request() noexcept { core_->end_request(); }
+
+    // What permessage-deflate the handshake agreed, from this end's point of view; empty when none.
+    std::optional<duplex::deflate::negotiated> compression() const { return core_->compression(); }
 
     // The type-erased handle application code holds; it shares this connection.
     duplex::websocket as_websocket() const { return duplex::websocket(core_); }
