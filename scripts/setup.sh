@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev zlib1g-dev doctest-dev python3 python3-websockets)
+packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev openssl zlib1g-dev doctest-dev python3 python3-websockets)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,19 +1,25 @@
 // How the WebSocket layer ends the layer below it. Socket-like transports (TCP, Unix sockets, test
 // streams) need nothing but a lowest layer with shutdown, close and is_open. A layer whose end is a
-// message of its own — TLS's close_notify — says so by offering async_shutdown(token), as
-// asio::ssl::stream and duplex::tls::stream do. That is detected here rather than overloaded next to the
-// TLS type: the calls in stream.hpp are qualified, and a qualified call only sees the overloads declared
-// before it, so an overload in a later header would be silently ignored.
+// message of its own — TLS's close_notify — says so with a member: duplex::tls::stream has
+// async_shutdown_send(), a bare asio::ssl::stream has async_shutdown(token). That is detected here rather
+// than overloaded next to the TLS type: the calls in stream.hpp are qualified, and a qualified call only
+// sees the overloads declared before it, so an overload in a later header would be silently ignored.
 #pragma once
 
 #include <duplex/config.hpp>
 
+#include <concepts>
 #include <system_error>
 
 namespace duplex::detail {
 
 template <class Transport>
-concept has_own_shutdown = requires(Transport& t) { t.async_shutdown(use_nothrow_awaitable); };
+concept has_half_close = requires(Transport& t) {
+    { t.async_shutdown_send() } -> std::same_as<awaitable<void>>;
+};
+
+template <class Transport>
+concept has_full_shutdown = requires(Transport& t) { t.async_shutdown(use_nothrow_awaitable); };
 
 // Half-closes the sending direction at once, so the peer sees end-of-stream after our last frame while
 // we can still read what it has in flight (a lingering close that avoids RST discarding our close frame).
@@ -24,13 +30,16 @@ void shutdown_send(Transport& t) noexcept {
     t.lowest_layer().shutdown(Transport::lowest_layer_type::shutdown_send, ignored);
 }
 
-// Ends our sending direction the way the transport speaks it: a TCP half-close, or TLS's close_notify.
-// The TLS shutdown then also reads, discarding data, until the peer's close_notify or the end of the
-// connection (after the peer's close_notify it only sends ours). Bound it with a timer that closes the
-// transport. Errors are not reported: they only mean the peer left less politely.
+// Ends our sending direction the way the transport speaks it: a TCP half-close, or TLS's close_notify
+// (duplex::tls::stream: only that, reading goes on until the peer's close_notify). A bare
+// asio::ssl::stream can only do Asio's full shutdown, which also reads until the peer's close_notify and
+// fails on application data still in flight. Bound it with a timer that closes the transport. Errors are
+// not reported: they only mean the peer left less politely.
 template <class Transport>
 awaitable<void> async_shutdown_send(Transport& t) {
-    if constexpr (has_own_shutdown<Transport>) {
+    if constexpr (has_half_close<Transport>) {
+        co_await t.async_shutdown_send();
+    } else if constexpr (has_full_shutdown<Transport>) {
         co_await t.async_shutdown(use_nothrow_awaitable);
     } else {
         shutdown_send(t);
