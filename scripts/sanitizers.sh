@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Runs the test suites under the sanitizers, each build in its own directory beside build/:
+#   build-asan  AddressSanitizer + UndefinedBehaviorSanitizer (leaks included): the whole meson test
+#               suite (the Python-driven suites spawn the sanitized duplex-echo and clients);
+#   build-tsan  ThreadSanitizer: the multi-threaded tests (suite "threads", tests/threads/).
+# Any sanitizer report fails the run, also one from a process whose exit status nobody checks (a server
+# a test kills): ASan, LSan and TSan reports go to build-*/sanitizer-logs/ and every file there counts;
+# UBSan's (stderr only) are found in meson's test log, and halt_on_error ends the process that hit it.
+#
+#   scripts/sanitizers.sh [asan|tsan]...      (both when none is named)
+#
+# SANITIZER_CXX picks the compiler (default g++; clang++-16 works too, with -DASIO_HAS_CO_AWAIT=1,
+# which this script then adds).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+phases=("$@")
+[ ${#phases[@]} -gt 0 ] || phases=(asan tsan)
+cxx="${SANITIZER_CXX:-g++}"
+extra_args=()
+case "$cxx" in clang*) extra_args=(-Dcpp_args=-DASIO_HAS_CO_AWAIT=1) ;; esac
+
+setup() {  # setup DIR SANITIZERS
+  if [ ! -f "$1/build.ninja" ]; then
+    CXX="$cxx" meson setup "$1" --buildtype=debugoptimized -Db_sanitize="$2" -Db_lundef=false "${extra_args[@]}" \
+      >"$1.setup.log" 2>&1 || { cat "$1.setup.log"; return 1; }
+  fi
+}
+
+# Counts meson's results of the last run in DIR and reports the sanitizer logs; prints one line.
+verdict() {  # verdict DIR NAME MESON_STATUS
+  local dir=$1 name=$2 status=$3 reports
+  reports=$(find "$dir/sanitizer-logs" -type f -size +0 2>/dev/null | sort)
+  # GCC's UBSan, linked with ASan, ignores log_path and reports on stderr: meson's log has what the
+  # tests printed (halt_on_error makes a process that hits UB exit, which its test notices).
+  if grep -qE 'runtime error:|ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer' "$dir/meson-logs/testlog.txt" 2>/dev/null; then
+    reports="$reports $dir/meson-logs/testlog.txt"
+  fi
+  if [ -n "${reports// /}" ]; then
+    echo "$name: sanitizer reports:"
+    for report in $reports; do
+      echo "---- $report"
+      grep -m 5 -A 12 -E 'runtime error:|ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer' "$report" | head -n 60
+    done
+    status=1
+  fi
+  /usr/bin/python3 - "$dir/meson-logs/testlog.json" "$name" "$([ -n "${reports// /}" ] && echo 1 || echo 0)" <<'PY'
+import json, sys
+path, name, reported = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+passed = failed = 0
+try:
+    for line in open(path):
+        result = json.loads(line)["result"]
+        if result in ("OK", "EXPECTEDFAIL", "SKIP"): passed += 1
+        else: failed += 1
+except FileNotFoundError:
+    pass
+if reported: failed += 1  # the reports themselves
+print(f"{name}: {passed} passed, {failed} failed")
+PY
+  return $status
+}
+
+overall=0
+for phase in "${phases[@]}"; do
+  start=$SECONDS
+  case "$phase" in
+  asan)
+    dir=build-asan
+    setup "$dir" address,undefined || { overall=1; continue; }
+    rm -rf "$dir/sanitizer-logs" && mkdir -p "$dir/sanitizer-logs"
+    meson compile -C "$dir" >"$dir.compile.log" 2>&1 || { tail -n 40 "$dir.compile.log"; overall=1; continue; }
+    logs="$(pwd)/$dir/sanitizer-logs"
+    ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$logs/asan" \
+    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan" \
+      meson test -C "$dir" --print-errorlogs --no-rebuild
+    verdict "$dir" "asan+ubsan" $? || overall=1
+    ;;
+  tsan)
+    dir=build-tsan
+    setup "$dir" thread || { overall=1; continue; }
+    rm -rf "$dir/sanitizer-logs" && mkdir -p "$dir/sanitizer-logs"
+    if ! meson introspect "$dir" --tests | /usr/bin/python3 -c 'import json,sys; sys.exit(not any("threads" in t["suite"] or "duplex:threads" in t["suite"] for t in json.load(sys.stdin)))'; then
+      echo "tsan: no test in suite 'threads' (is subdir('threads') in tests/meson.build?)"
+      echo "tsan: 0 passed, 1 failed"
+      overall=1
+      continue
+    fi
+    meson compile -C "$dir" threads-test >"$dir.compile.log" 2>&1 || { tail -n 40 "$dir.compile.log"; overall=1; continue; }
+    logs="$(pwd)/$dir/sanitizer-logs"
+    # Kernels that randomise mmap with more bits than GCC 12's TSan expects (vm.mmap_rnd_bits > 28)
+    # make it fail at start: run without ASLR where setarch may.
+    no_aslr=()
+    if setarch "$(uname -m)" -R true 2>/dev/null; then no_aslr=(setarch "$(uname -m)" -R); fi
+    TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$logs/tsan" \
+      "${no_aslr[@]}" meson test -C "$dir" --print-errorlogs --no-rebuild --suite threads
+    verdict "$dir" "tsan" $? || overall=1
+    ;;
+  *)
+    echo "unknown phase '$phase' (asan or tsan)"
+    overall=1
+    continue
+    ;;
+  esac
+  echo "$phase took $((SECONDS - start)) s"
+done
+exit $overall
