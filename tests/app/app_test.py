@@ -216,9 +216,27 @@ class Suite:
         assert elapsed < 3.0, f"the trickling client was not cut off (after {elapsed:.1f} s; request timeout 0.5 s)"
 
     def over_max_connections_is_503(self):
-        held = [socket.create_connection(("127.0.0.1", self.server.port), timeout=5) for _ in range(20)]
+        # max_connections = 20: with 19 held, the 20th is served (and stays open); the 21st gets 503.
+        # Held connections send nothing, so all of this must happen within the idle timeout (3 s).
+        held = [socket.create_connection(("127.0.0.1", self.server.port), timeout=5) for _ in range(19)]
         try:
-            time.sleep(0.2)
+            twentieth = None
+            for _ in range(10):  # connections of earlier checks may take a moment to be released
+                c = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+                c.sendall(b"GET /hello?n=20 HTTP/1.1\r\nHost: a\r\n\r\n")
+                r = b""
+                while not r.endswith(b"hello n=20"):
+                    chunk = c.recv(65536)
+                    if not chunk:  # a 503 ends the connection
+                        break
+                    r += chunk
+                if status_of(r) == 200:
+                    twentieth = c
+                    break
+                c.close()
+                time.sleep(0.05)
+            assert twentieth is not None, "the 20th connection was not served"
+            held.append(twentieth)
             r = raw_request(self.server.port, b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
             assert status_of(r) == 503, r[:100]
         finally:
@@ -227,6 +245,30 @@ class Suite:
         time.sleep(0.3)
         r = raw_request(self.server.port, b"GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         assert status_of(r) == 200, "serves again once connections are released"
+
+    def body_limit_is_413(self):
+        # max_request_body_size = 1024: exactly that is served, one byte more is 413.
+        r = raw_request(self.server.port, b"POST /echo-body HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n"
+                        b"Connection: close\r\n\r\n" + b"b" * 1024)
+        assert status_of(r) == 200 and r.endswith(b"b" * 1024), r[:100]
+        r = raw_request(self.server.port, b"POST /echo-body HTTP/1.1\r\nHost: a\r\nContent-Length: 1025\r\n"
+                        b"Connection: close\r\n\r\n" + b"b" * 1025)
+        assert status_of(r) == 413, r[:100]
+
+    def idle_timeout_closes_connection(self):
+        # idle_timeout = 3 s: a connection that sends nothing, and a keep-alive connection after its
+        # response, are closed by the server (the socket's own timeout, 15 s, would fail the check).
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=15) as s:
+            assert s.recv(1) == b"", "an idle connection got data"
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=15) as s:
+            s.sendall(b"GET /hello?idle HTTP/1.1\r\nHost: a\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            assert status_of(data) == 200 and data.endswith(b"hello idle"), data[:100]
 
     # ---- static files ----
 
@@ -301,6 +343,53 @@ class Suite:
         r = raw_request(self.server.port, upgrade_request("/ws/compressed-bad-window",
                                                           "Sec-WebSocket-Extensions: permessage-deflate\r\n"))
         assert status_of(r) == 500, r[:100]
+
+    async def websocket_message_size_limit(self):
+        # websocket_limits.max_message_size = 128 KiB: exactly that is echoed, one byte more gets 1009.
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws", compression=None) as ws:
+            await ws.send(b"m" * (128 * 1024))
+            assert await ws.recv() == b"m" * (128 * 1024)
+            await ws.send(b"m" * (128 * 1024 + 1))
+            try:
+                await asyncio.wait_for(ws.recv(), 5)
+                raise AssertionError("expected close 1009")
+            except websockets.exceptions.ConnectionClosed:
+                pass
+            assert ws.close_code == 1009, ws.close_code
+
+    async def websocket_fragment_limit(self):
+        # websocket_limits.max_fragments_per_message = 100: 100 frames are echoed, 101 get 1008.
+        # python3-websockets sends an iterable as one frame per item and an empty final frame.
+        async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/ws", compression=None) as ws:
+            await ws.send(iter([b"x"] * 99))
+            assert await ws.recv() == b"x" * 99
+            try:  # the close may come while the fragments are still being sent
+                await ws.send(iter([b"y"] * 100))
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            except websockets.exceptions.ConnectionClosed:
+                pass
+            assert ws.close_code == 1008, ws.close_code
+
+    def websocket_send_queue_limit(self):
+        # websocket_limits.max_send_queue_bytes = 128 KiB: 64 senders for a client that does not read.
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(upgrade_request("/ws/flood"))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(1)
+            assert status_of(head) == 101
+            e = self.server.wait_event("flood")
+            assert e == "flood send_queue_full", e
+            code = None
+            try:
+                while code is None:
+                    opcode, payload = read_frame(s)
+                    if opcode == 0x8:
+                        code = struct.unpack("!H", payload[:2])[0]
+            except (EOFError, ConnectionResetError):
+                pass
+            assert code == 1008, f"close code {code}"
 
     def keep_alive_pings(self):
         with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
@@ -409,10 +498,12 @@ def main():
     try:
         for name in ["pipeline_order", "not_found", "keep_alive_requests", "request_body", "handler_exception_is_500",
                      "malformed_is_400", "uri_too_long_is_414", "head_too_large_is_431", "wrong_version_is_426",
-                     "plain_get_on_ws_is_400", "slowloris_is_closed", "over_max_connections_is_503", "static_index",
+                     "plain_get_on_ws_is_400", "slowloris_is_closed", "over_max_connections_is_503", "body_limit_is_413",
+                     "idle_timeout_closes_connection", "static_index",
                      "static_traversal", "echo", "origin_allowed", "origin_refused", "subprotocol",
                      "unoffered_subprotocol_is_refused_before_answering", "compression_from_accept_context",
-                     "compression_window_out_of_range_is_refused_before_answering", "keep_alive_pings",
+                     "compression_window_out_of_range_is_refused_before_answering", "websocket_message_size_limit",
+                     "websocket_fragment_limit", "websocket_send_queue_limit", "keep_alive_pings",
                      "keep_alive_python_client_stays", "keep_alive_timeout_detects_silent_peer",
                      "use_after_request_ended", "background_processor", "graceful_shutdown"]:
             suite.check(name.replace("_", " "), getattr(suite, name))

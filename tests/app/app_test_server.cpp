@@ -49,6 +49,31 @@ duplex::awaitable<void> background_processor(duplex::websocket ws, duplex::task_
     }
 }
 
+// Many senders at once for a client that never reads: the send queue passes max_send_queue_bytes, the
+// connection fails with 1008 and every sender sees send_queue_full.
+duplex::awaitable<void> flood(duplex::websocket ws) {
+    constexpr int senders = 64;
+    struct shared_state {
+        int running = senders;
+        std::error_code first_error;
+        duplex::task_completion_source<> all_ended;
+    };
+    auto state = std::make_shared<shared_state>();
+    const auto send_until_failure = [](duplex::websocket ws, std::shared_ptr<shared_state> state) -> duplex::awaitable<void> {
+        const std::string payload(4096, 'f');
+        try {
+            for (;;) co_await ws.send(asio::buffer(payload), duplex::message_type::binary);
+        } catch (const duplex::websocket_error& e) {
+            if (!state->first_error) state->first_error = e.code();
+        }
+        if (--state->running == 0) state->all_ended.try_set_result();
+    };
+    for (int i = 0; i < senders; ++i) asio::co_spawn(ws.get_executor(), send_until_failure(ws, state), asio::detached);
+    co_await state->all_ended.task();
+    event(std::string("flood ") +
+          (state->first_error == duplex::websocket_errc::send_queue_full ? "send_queue_full" : state->first_error.message()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -60,9 +85,14 @@ int main(int argc, char** argv) {
     options.worker_threads = 2;
     options.max_connections = 20;
     options.request_timeout = 500ms;
+    options.idle_timeout = 3s;
+    options.max_request_body_size = 1024;
     options.shutdown_timeout = 3s;
     options.http_limits.max_target_bytes = 256;
     options.http_limits.max_head_bytes = 2048;
+    options.websocket_limits.max_message_size = 128 * 1024;
+    options.websocket_limits.max_fragments_per_message = 100;
+    options.websocket_limits.max_send_queue_bytes = 128 * 1024;
     duplex::app app(argc, argv, options);
 
     // Pipeline order: each middleware marks the way in and the way out.
@@ -146,6 +176,9 @@ int main(int argc, char** argv) {
                 event(std::string("keepalive ") +
                       (e.code() == duplex::websocket_errc::keep_alive_timeout ? "timeout" : e.code().message()));
             }
+        } else if (path == "/ws/flood") {
+            auto ws = co_await ctx.websockets.accept_websocket();
+            co_await flood(ws);
         } else if (path == "/ws/after-end") {
             auto ws = co_await ctx.websockets.accept_websocket();
             asio::co_spawn(ws.get_executor(), use_after_request(ws), asio::detached);

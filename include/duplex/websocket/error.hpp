@@ -22,6 +22,11 @@ enum class websocket_errc {
     concurrent_receive,            // a second receive while one is pending
     // Opening handshake.
     handshake_failed,              // the peer's request or response broke RFC 6455 §4
+    // A limit of stream_options was crossed; the connection was failed with the close code shown.
+    frame_too_big,                 // 1009: a data frame's announced length passes max_frame_size
+    too_many_fragments,            // 1008: a message in more frames than max_fragments_per_message
+    send_queue_full,               // 1008: the peer reads so slowly that the send queue passed max_send_queue_bytes
+    send_timeout,                  // 1008: the peer took none of our bytes within send_timeout while we waited on it
 };
 
 namespace detail {
@@ -42,6 +47,12 @@ public:
         case websocket_errc::request_ended: return "the request that owned the WebSocket has completed";
         case websocket_errc::concurrent_receive: return "a receive is already in progress on this WebSocket";
         case websocket_errc::handshake_failed: return "the WebSocket opening handshake failed";
+        case websocket_errc::frame_too_big: return "the peer sent a frame larger than the maximum frame size";
+        case websocket_errc::too_many_fragments:
+            return "the peer sent a message in more fragments than the maximum fragments per message";
+        case websocket_errc::send_queue_full:
+            return "the peer reads too slowly: the send queue passed its maximum size";
+        case websocket_errc::send_timeout: return "the peer read nothing of what we sent within the send timeout";
         }
         return "unknown WebSocket error";
     }

@@ -69,6 +69,20 @@ inline void check_close_arguments(close_status status, std::string_view descript
     if (!is_valid_utf8(description)) throw std::invalid_argument("a close description must be valid UTF-8");
 }
 
+// The close code that goes with each way we fail a connection (RFC 6455 §7.4.1): 1009 for what is too
+// big to process, 1008 for our other limits (the message is not too big, it breaks our policy).
+inline close_status close_code_for(websocket_errc errc) noexcept {
+    switch (errc) {
+    case websocket_errc::invalid_payload_data: return close_status::invalid_payload_data;
+    case websocket_errc::message_too_big:
+    case websocket_errc::frame_too_big: return close_status::message_too_big;
+    case websocket_errc::too_many_fragments:
+    case websocket_errc::send_queue_full:
+    case websocket_errc::send_timeout: return close_status::policy_violation;
+    default: return close_status::protocol_error;
+    }
+}
+
 // Our own failure messages go into the close frame's reason, cut to what a control frame can carry.
 inline std::string_view close_reason_for(std::string_view detail) {
     return detail.substr(0, std::min(detail.size(), max_close_reason_size));
@@ -243,6 +257,7 @@ public:
         check_can_send();
         if (type == message_type::close)
             throw std::invalid_argument("send a close with close() or close_output(), not send()");
+        throw_if_send_queue_full();
         opcode op = type == message_type::text ? opcode::text : opcode::binary;
         if (send_in_message_) {
             if (type != send_message_type_)
@@ -272,7 +287,10 @@ public:
             append_frame(header, data);
         }
         schedule_flush();
-        while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
+        if (out_.size() >= options_.send_queue_high_water) {
+            const peer_wait waiting(*this);
+            while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
+        }
         throw_if_failed();
     }
 
@@ -429,7 +447,10 @@ private:
                     rx_begin_ += size;
                     if (header.masked) apply_mask(payload, size, header.key);
                     if (header.op == opcode::ping) {
-                        if (!close_sent_) queue_frame(opcode::pong, payload, size);
+                        if (!close_sent_) {
+                            throw_if_send_queue_full();
+                            queue_frame(opcode::pong, payload, size);
+                        }
                     } else if (header.op == opcode::close) {
                         co_return co_await on_close_frame(payload, size);
                     }
@@ -440,10 +461,12 @@ private:
                     in_message_ = true;
                     message_kind_ = header.op == opcode::text ? message_type::text : message_type::binary;
                     message_size_ = 0;
+                    message_fragments_ = 0;
                     receive_compressed_ = header.rsv1;
                     utf8_.reset();
                 }
                 message_size_ += header.payload_length;
+                ++message_fragments_;
                 frame_ = header;
                 frame_remaining_ = header.payload_length;
                 frame_offset_ = 0;
@@ -564,7 +587,10 @@ private:
     // Reading is also where a peer that makes us answer (pings) without reading our answers would grow
     // the output queue without bound: past the high-water mark, stop reading until the queue drains.
     awaitable<void> fill() {
-        while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
+        if (out_.size() >= options_.send_queue_high_water) {
+            const peer_wait waiting(*this);
+            while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
+        }
         throw_if_failed();
         const auto ec = co_await read_more();
         if (ec) co_await fail_transport(ec);
@@ -605,9 +631,17 @@ private:
         if (!compressed && so_far + h.payload_length > message_limit_)
             co_await fail(websocket_errc::message_too_big,
                           "message exceeds the maximum size of " + std::to_string(message_limit_) + " bytes");
+        if (h.payload_length > options_.max_frame_size)
+            co_await fail(websocket_errc::frame_too_big,
+                          "frame exceeds the maximum size of " + std::to_string(options_.max_frame_size) + " bytes");
+        const auto fragments = h.op == opcode::continuation ? message_fragments_ + 1 : 1;
+        if (fragments > options_.max_fragments_per_message)
+            co_await fail(websocket_errc::too_many_fragments,
+                          "message exceeds " + std::to_string(options_.max_fragments_per_message) + " fragments");
     }
 
     awaitable<receive_result> on_close_frame(const std::byte* payload, std::size_t size) {
+        if (failure_) co_await fail_transport({});  // the peer answers a failure of ours (a slow reader)
         close_status failure = close_status::protocol_error;
         const auto parsed = parse_close_payload(payload, size, failure);
         if (!parsed) {
@@ -632,10 +666,7 @@ private:
             failure_ = make_error_code(errc);
             if (!close_sent_) {
                 close_sent_ = true;
-                const auto code = errc == websocket_errc::invalid_payload_data ? close_status::invalid_payload_data
-                                  : errc == websocket_errc::message_too_big    ? close_status::message_too_big
-                                                                                : close_status::protocol_error;
-                queue_close_frame(code, close_reason_for(detail));
+                queue_close_frame(close_code_for(errc), close_reason_for(detail));
                 arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
                 co_await wait_until_flushed();
                 disarm_deadline();
@@ -654,6 +685,32 @@ private:
         notify();
         throw websocket_error(failure_);
         co_return;
+    }
+
+    // A peer that reads too slowly fails the connection from the sending side, with 1008: what it has
+    // not taken is dropped, so our close frame follows the write in flight, and the transport is dropped
+    // after close_timeout unless a pending receive sees the peer's close or end first. Every send and
+    // receive pending or to come throws `errc`.
+    void fail_slow_consumer(websocket_errc errc) {
+        if (failure_) return;
+        failure_ = make_error_code(errc);
+        state_ = websocket_state::aborted;
+        if (!close_sent_) {
+            close_sent_ = true;
+            out_.clear();
+            queue_close_frame(close_code_for(errc), errc == websocket_errc::send_timeout
+                                                        ? "the peer did not read within the send timeout"
+                                                        : "the peer reads too slowly: send queue full");
+            arm_deadline(options_.close_timeout, errc);
+        }
+        notify();
+    }
+
+    void throw_if_send_queue_full() {
+        if (out_.size() <= options_.max_send_queue_bytes) return;
+        fail_slow_consumer(websocket_errc::send_queue_full);
+        throw websocket_error(failure_, "more than " + std::to_string(options_.max_send_queue_bytes) +
+                                            " bytes were queued for a peer that reads too slowly");
     }
 
     [[noreturn]] void fail_handshake(const std::string& detail) {
@@ -830,9 +887,18 @@ private:
         if (writing_ || out_.empty() || write_failed_) return;
         writing_ = true;
         swap_output_buffers();
-        asio::async_write(next_, asio::buffer(in_flight_),
+        asio::async_write(next_, asio::buffer(in_flight_), counting_transfer_all{write_progress_},
                           [self = this->shared_from_this()](std::error_code ec, std::size_t) { self->on_written(ec); });
     }
+
+    // asio::transfer_all that also counts the writes, for the send timeout to see the peer reading.
+    struct counting_transfer_all {
+        std::size_t& progress;
+        std::size_t operator()(const std::error_code& ec, std::size_t) const noexcept {
+            ++progress;
+            return ec ? 0 : 64 * 1024;
+        }
+    };
 
     void on_written(std::error_code ec) {
         writing_ = false;
@@ -853,6 +919,7 @@ private:
     // A large server payload leaves from the caller's buffer in one gather write with its header and
     // anything queued before it.
     awaitable<void> write_direct(const frame_header& header, asio::const_buffer data) {
+        const peer_wait waiting(*this);
         while (writing_ && !failure_) co_await wait_for_event();
         throw_if_failed();
         writing_ = true;
@@ -861,7 +928,8 @@ private:
         swap_output_buffers();
         const std::array<asio::const_buffer, 3> buffers{asio::buffer(in_flight_),
                                                         asio::buffer(header_bytes.data(), header_size), data};
-        auto [ec, n] = co_await asio::async_write(next_, buffers, duplex::detail::use_nothrow_awaitable);
+        auto [ec, n] = co_await asio::async_write(next_, buffers, counting_transfer_all{write_progress_},
+                                                  duplex::detail::use_nothrow_awaitable);
         writing_ = false;
         in_flight_.clear();
         if (ec) on_write_error(ec);
@@ -885,6 +953,50 @@ private:
     void close_now() noexcept {
         duplex::detail::close_transport(next_);
         if (keep_alive_timer_) keep_alive_timer_->cancel();
+        if (send_timer_) send_timer_->cancel();
+    }
+
+    // ---- a peer that does not read ----
+
+    // Marks a send or receive waiting on the peer to read what we queued (held by backpressure, or
+    // writing a large payload from the caller's buffer), for the send timeout. While any waits, a timer
+    // checks every send_timeout that some write to the peer progressed; one that saw none fails the
+    // connection. The timer is created by the first wait and armed at most once per send_timeout, never
+    // per message; the hot path only counts.
+    struct peer_wait {
+        stream_core& core;
+        explicit peer_wait(stream_core& c) : core(c) {
+            ++core.peer_waits_;
+            core.watch_peer();
+        }
+        ~peer_wait() { --core.peer_waits_; }
+        peer_wait(const peer_wait&) = delete;
+        peer_wait& operator=(const peer_wait&) = delete;
+    };
+
+    void watch_peer() {
+        if (send_watch_armed_ || options_.send_timeout <= std::chrono::steady_clock::duration::zero() || failure_)
+            return;
+        if (!send_timer_) send_timer_ = std::make_unique<asio::steady_timer>(next_.get_executor());
+        send_watch_armed_ = true;
+        arm_send_timer();
+    }
+
+    void arm_send_timer() {
+        watched_progress_ = write_progress_;
+        send_timer_->expires_after(options_.send_timeout);
+        send_timer_->async_wait([weak = this->weak_from_this()](std::error_code ec) {
+            const auto self = weak.lock();
+            if (!self) return;
+            if (ec || self->peer_waits_ == 0 || self->failure_) {
+                self->send_watch_armed_ = false;
+            } else if (self->write_progress_ != self->watched_progress_) {
+                self->arm_send_timer();
+            } else {
+                self->send_watch_armed_ = false;
+                self->fail_slow_consumer(websocket_errc::send_timeout);
+            }
+        });
     }
 
     // Holds the core only between waits, so an idle keep-alive never keeps a dropped socket alive.
@@ -992,6 +1104,7 @@ private:
     std::size_t rx_begin_ = 0, rx_end_ = 0;
     frame_header frame_;
     std::uint64_t frame_remaining_ = 0, frame_offset_ = 0, message_size_ = 0;
+    std::size_t message_fragments_ = 0;  // frames of the message being received so far
     message_type message_kind_ = message_type::binary;
     utf8_validator utf8_;
     bool in_frame_ = false, in_message_ = false, receiving_ = false, close_received_ = false;
@@ -1004,6 +1117,12 @@ private:
     bool send_in_message_ = false, close_sent_ = false, writing_ = false, flush_posted_ = false,
          write_failed_ = false;
     bool send_compressed_ = false;  // the message being sent goes through the compressor
+
+    // The send timeout (see peer_wait): writes to the peer so far, their count when the timer was armed,
+    // and the sends and receives now waiting on the peer. The timer exists once a wait has happened.
+    std::size_t write_progress_ = 0, watched_progress_ = 0, peer_waits_ = 0;
+    bool send_watch_armed_ = false;
+    std::unique_ptr<asio::steady_timer> send_timer_;
 
     // permessage-deflate's codec, built only when the handshake negotiated it (zlib's state is not
     // movable, and a connection without compression should not carry its ~300 bytes).
