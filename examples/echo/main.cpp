@@ -1,42 +1,73 @@
 // duplex-echo — the seed's sample app: its page at /, and at /ws a WebSocket that sends every message
-// straight back.
+// straight back, over http:// and ws://, https:// and wss://, or both at once.
 //
-//   duplex-echo [--urls http://HOST:PORT[;…]] [--wwwroot DIR] [--compression]   (default http://localhost:5000)
+//   duplex-echo [--urls URL[;URL…]] [--wwwroot DIR] [--compression]
+//               [--cert FILE --key FILE [--handshake-timeout-ms N]]        (default http://localhost:5000)
 //
 // --compression accepts permessage-deflate (RFC 7692) when a client offers it. It is off by default:
 // compressing secrets next to attacker-chosen data leaks them (CRIME/BREACH); an echo has no secrets.
+//
+// --cert (PEM: the certificate, then its intermediates) and --key (PEM, unencrypted) serve every https://
+// URL, e.g. --urls "http://127.0.0.1:5000;https://127.0.0.1:5001"; an https:// URL without them is refused
+// at start-up. --handshake-timeout-ms bounds each TLS handshake (default 10,000).
+// examples/tls_echo/make-certs.sh DIR makes a throwaway CA and a certificate for 127.0.0.1 and localhost.
 #include <duplex/duplex.hpp>
 
 #include "echo.hpp"
 
+#include <charconv>
 #include <chrono>
+#include <exception>
+#include <iostream>
 #include <string_view>
 
 int main(int argc, char** argv) {
     std::string_view wwwroot = DUPLEX_ECHO_WWWROOT;
     bool compression = false;
+    duplex::https_options https;
+    long long handshake_timeout_ms = 0;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
-        if (arg == "--wwwroot" && i + 1 < argc) wwwroot = argv[i + 1];
-        if (arg == "--compression") compression = true;
+        const bool has_value = i + 1 < argc;
+        if (arg == "--wwwroot" && has_value) wwwroot = argv[++i];
+        else if (arg == "--compression") compression = true;
+        else if (arg == "--cert" && has_value) https.certificate_chain_file = argv[++i];
+        else if (arg == "--key" && has_value) https.private_key_file = argv[++i];
+        else if (arg == "--handshake-timeout-ms" && has_value) {
+            const std::string_view value = argv[++i];
+            const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), handshake_timeout_ms);
+            if (ec != std::errc{} || end != value.data() + value.size() || handshake_timeout_ms <= 0) {
+                std::cerr << "duplex-echo: --handshake-timeout-ms needs a positive number of milliseconds\n";
+                return 2;
+            }
+        }
     }
 
-    duplex::app app(argc, argv);
-    app.use_websockets({.keep_alive_interval = std::chrono::minutes(2)});
-    app.use([compression](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
-        if (ctx.request.path == "/ws") {
-            if (ctx.websockets.is_websocket_request()) {
-                duplex::accept_context accept;  // named: g++ 12 destroys an aggregate temporary in co_await twice
-                accept.dangerous_enable_compression = compression;
-                auto ws = co_await ctx.websockets.accept_websocket(accept);
-                co_await duplex::examples::echo(ws);
-            } else {
-                ctx.response.status_code = 400;
-            }
-        } else {
-            co_await next(ctx);
+    try {
+        duplex::app app(argc, argv);
+        if (!https.certificate_chain_file.empty() || !https.private_key_file.empty()) {
+            if (handshake_timeout_ms > 0) https.handshake_timeout = std::chrono::milliseconds(handshake_timeout_ms);
+            app.use_https(https);
         }
-    });
-    app.use_static_files(wwwroot);
-    app.run("http://localhost:5000");
+        app.use_websockets({.keep_alive_interval = std::chrono::minutes(2)});
+        app.use([compression](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
+            if (ctx.request.path == "/ws") {
+                if (ctx.websockets.is_websocket_request()) {
+                    duplex::accept_context accept;  // named: g++ 12 destroys an aggregate temporary in co_await twice
+                    accept.dangerous_enable_compression = compression;
+                    auto ws = co_await ctx.websockets.accept_websocket(accept);
+                    co_await duplex::examples::echo(ws);
+                } else {
+                    ctx.response.status_code = 400;
+                }
+            } else {
+                co_await next(ctx);
+            }
+        });
+        app.use_static_files(wwwroot);
+        app.run("http://localhost:5000");
+    } catch (const std::exception& e) {
+        std::cerr << "duplex-echo: " << e.what() << "\n";
+        return 1;
+    }
 }

@@ -111,6 +111,10 @@ class Suite:
         self.uri = f"wss://127.0.0.1:{port}/ws"
         self.ca_file = ca_file
         self.trusting = ssl.create_default_context(cafile=ca_file)
+        # Python 3.11's default context sets OP_IGNORE_UNEXPECTED_EOF: a TCP end without close_notify then
+        # reads as a clean end. The raw TLS checks need to tell the two apart.
+        self.strict = ssl.create_default_context(cafile=ca_file)
+        self.strict.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
         self.passed = 0
         self.failed = 0
 
@@ -225,7 +229,7 @@ class Suite:
     def tls_socket(self, port=None, context=None):
         raw = socket.create_connection(("127.0.0.1", port or self.port), timeout=10)
         # Without suppress_ragged_eofs, a TCP close that no close_notify preceded raises SSLEOFError.
-        return (context or self.trusting).wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+        return (context or self.strict).wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
 
     @staticmethod
     def read_until(sock, marker, limit=1 << 16):
@@ -259,7 +263,7 @@ class Suite:
                 raise AssertionError(f"expected the close frame echoed, got {frame!r}")
             try:
                 after = tls.recv(4096)  # b"" only when the server's close_notify arrived
-            except ssl.SSLEOFError as error:
+            except ssl.SSLError as error:  # UNEXPECTED_EOF_WHILE_READING: no close_notify
                 raise AssertionError(f"the server closed TCP without close_notify ({error})") from None
             if after != b"":
                 raise AssertionError(f"data after the close frame: {after!r}")

@@ -17,8 +17,11 @@
 
 #include <asio/experimental/awaitable_operators.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <thread>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -584,6 +587,129 @@ TEST_CASE("server_context and client_context report unusable files clearly") {
         {.certificate_file = certificate_file(), .private_key_file = key_file(), .chain_file = ca_file()}));
     CHECK_THROWS_AS(duplex::tls::server_context({}), std::invalid_argument);
     CHECK_THROWS_AS(duplex::tls::client_context({.alpn_protocols = {""}}), std::invalid_argument);
+}
+
+TEST_CASE("the app refuses an https:// URL without use_https, and use_https reports unusable files") {
+    duplex::app plain;
+    std::string refused;
+    try {
+        plain.run("http://127.0.0.1:0;https://127.0.0.1:0");
+    } catch (const std::invalid_argument& e) {
+        refused = e.what();
+    }
+    CHECK(refused == "cannot serve https://127.0.0.1:0: https:// needs a certificate, configure one with app.use_https()");
+    CHECK(plain.listening_urls().empty());  // refused before listening anywhere
+
+    duplex::app app;
+    std::string missing;
+    try {
+        app.use_https({.certificate_chain_file = certs + "/missing.pem", .private_key_file = key_file()});
+    } catch (const std::system_error& e) {
+        missing = e.what();
+    }
+    CHECK(missing.find("cannot load the certificate file '" + certs + "/missing.pem'") != std::string::npos);
+    CHECK_THROWS_AS(app.use_https({}), std::invalid_argument);
+    CHECK_THROWS_AS(app.use_https({.certificate_chain_file = certificate_file()}), std::invalid_argument);
+    CHECK_THROWS_AS(app.use_https({.certificate_chain_file = certificate_file(), .private_key_file = key_file(),
+                                   .context = server_context()}),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(app.use_https({.context = server_context(), .handshake_timeout = 0s}), std::invalid_argument);
+    CHECK_NOTHROW(app.use_https({.certificate_chain_file = certificate_file(), .private_key_file = key_file()}));
+    CHECK_THROWS_AS(app.run("ftp://127.0.0.1:0"), std::invalid_argument);
+}
+
+// The handler of the app host, the same for every URL: what it saw of each WebSocket's end.
+struct app_handler_log {
+    std::mutex mutex;
+    std::vector<std::string> ends;
+};
+
+TEST_CASE("one app serves http:// and https:// with the same handler; wss:// ends with close_notify") {
+    duplex::app_options options;
+    options.worker_threads = 2;
+    duplex::app app(options);
+    app.use_https({.context = server_context(), .handshake_timeout = 2s});
+    app_handler_log log;
+    app.use_websockets();
+    app.run([&log](duplex::http_context& ctx) -> duplex::awaitable<void> {
+        if (!ctx.websockets.is_websocket_request()) {
+            ctx.response.status_code = 404;
+            co_return;
+        }
+        auto ws = co_await ctx.websockets.accept_websocket();  // a duplex::websocket, TLS or not
+        std::string message;
+        auto result = co_await ws.receive_message(message, 1 << 20);
+        while (!result.close_status) {
+            co_await ws.send(asio::buffer(message), result.message_type, true);
+            result = co_await ws.receive_message(message, 1 << 20);
+        }
+        co_await ws.close(*result.close_status, result.close_status_description);
+        std::lock_guard lock(log.mutex);
+        log.ends.push_back("closed " + std::to_string(static_cast<int>(*result.close_status)));
+    });
+    std::thread runner;
+    std::atomic<bool> done{false};
+    runner = std::thread([&] {
+        app.run("http://127.0.0.1:0;https://127.0.0.1:0");
+        done = true;
+    });
+    const auto give_up = clock_type::now() + 10s;
+    while (app.listening_urls().size() < 2 && clock_type::now() < give_up) std::this_thread::sleep_for(10ms);
+    std::string http_url, https_url;
+    for (const auto& u : app.listening_urls()) (u.starts_with("https://") ? https_url : http_url) = u;
+    REQUIRE(!http_url.empty());
+    REQUIRE(!https_url.empty());
+
+    std::vector<std::string> echoed;
+    test::run([&](asio::io_context&) -> duplex::awaitable<void> {
+        const auto options = trusting_options();
+        const std::vector<std::string> bases{http_url, https_url};
+        for (const auto& base : bases) {
+            const auto ws_url = (base.starts_with("https") ? "wss" : "ws") + base.substr(base.find(':')) + "/ws";
+            auto ws = co_await duplex::connect(ws_url, options);
+            const std::string sent = "over " + ws_url.substr(0, ws_url.find(':')) + std::string(70000, 'x');
+            co_await ws.send(asio::buffer(sent), duplex::message_type::text, true);
+            std::string reply;
+            co_await ws.receive_message(reply, 1 << 20);
+            echoed.push_back(reply == sent ? "echoed" : "differs");
+            co_await ws.close(duplex::close_status::normal_closure);
+        }
+    });
+    CHECK(echoed == std::vector<std::string>{"echoed", "echoed"});
+
+    // A raw TLS client: after the WebSocket close, the app's close_notify arrives before the TCP end.
+    std::string tls_end;
+    test::run([&](asio::io_context& io) -> duplex::awaitable<void> {
+        auto context = trusting_client_context();
+        asio::ssl::stream<tcp::socket> client(io, *context);
+        const auto port = static_cast<unsigned short>(std::stoi(https_url.substr(https_url.rfind(':') + 1)));
+        co_await client.next_layer().async_connect({asio::ip::address_v4::loopback(), port}, asio::use_awaitable);
+        co_await client.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+        const std::string request =
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        co_await asio::async_write(client, asio::buffer(request), asio::use_awaitable);
+        const auto close_frame = test::encode({.opcode = 8, .payload = test::close_payload(1000)});
+        co_await asio::async_write(client, asio::buffer(close_frame), asio::use_awaitable);
+        std::array<char, 4096> buffer;
+        std::error_code ec;
+        while (!ec) {
+            const auto [read_ec, n] = co_await client.async_read_some(asio::buffer(buffer), use_nothrow_awaitable);
+            ec = read_ec;
+        }
+        tls_end = ec == asio::error::eof ? "close_notify" : ec.message();  // stream_truncated: none came
+        co_await client.async_shutdown(use_nothrow_awaitable);
+    });
+    CHECK(tls_end == "close_notify");
+
+    const auto stop_by = clock_type::now() + 10s;
+    while (!done && clock_type::now() < stop_by) {
+        app.stop();
+        std::this_thread::sleep_for(20ms);
+    }
+    runner.join();
+    std::lock_guard lock(log.mutex);
+    CHECK(log.ends == std::vector<std::string>{"closed 1000", "closed 1000", "closed 1000"});
 }
 
 int main(int argc, char** argv) {

@@ -4,16 +4,20 @@
 //   duplex::app app(argc, argv);                        // honours --urls
 //   app.use_websockets({.keep_alive_interval = 2min});
 //   app.use([](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> { ... });
-//   app.run("http://localhost:5000");
+//   app.use_https({.certificate_chain_file = "server.pem", .private_key_file = "server.key"});   // for https://
+//   app.run("http://localhost:5000;https://localhost:5001");
 #pragma once
 
 #include <duplex/app/accept_context.hpp>
 #include <duplex/app/http_context.hpp>
+#include <duplex/app/https_options.hpp>
 #include <duplex/app/websocket_options.hpp>
 #include <duplex/config.hpp>
 #include <duplex/http/parser.hpp>
 #include <duplex/http/response.hpp>
 #include <duplex/http/static_files.hpp>
+#include <duplex/tls/context.hpp>
+#include <duplex/tls/stream.hpp>
 #include <duplex/websocket/stream.hpp>
 
 #include <atomic>
@@ -32,6 +36,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace duplex {
@@ -101,6 +106,7 @@ protected:
 struct app_core {
     std::vector<middleware> pipeline;
     app_options options;
+    std::optional<https_options> https;  // set by use_https, with its context loaded
     std::atomic<std::size_t> active_connections{0};
     std::atomic<bool> stopping{false};
     std::mutex registry_mutex;
@@ -125,13 +131,19 @@ struct app_core {
     }
 };
 
+template <class Transport>
+struct is_tls_transport : std::false_type {};
+template <class Next>
+struct is_tls_transport<tls::stream<Next>> : std::true_type {};
+
 inline bool wants_keep_alive(const http::request& r) {
     if (r.headers.has_token("Connection", "close")) return false;
     if (r.version_major == 1 && r.version_minor == 0) return r.headers.has_token("Connection", "keep-alive");
     return true;
 }
 
-// One HTTP/1.1 connection: requests through the pipeline until it closes or becomes a WebSocket.
+// One HTTP/1.1 connection, over TCP or TLS: requests through the pipeline until it closes or becomes a
+// WebSocket. Over TLS the handshake runs first, here on the connection's strand, never in the accept loop.
 template <class Transport>
 class http_connection final : public upgrade_target,
                               public connection_base,
@@ -147,7 +159,9 @@ public:
         ++core_.active_connections;
         const auto entry = core_.enroll(this->weak_from_this());
         try {
-            co_await serve();
+            bool secured = true;
+            if constexpr (is_tls_transport<Transport>::value) secured = co_await handshake();
+            if (secured) co_await serve();
         } catch (const std::exception& e) {
             if (!websocket_) std::cerr << core_.options.name << ": connection ended: " << e.what() << "\n";
         }
@@ -184,6 +198,17 @@ public:
 
 private:
     static constexpr std::size_t buffer_capacity = 4096;
+    // How long our close_notify (or TCP half-close) and the peer's answer may take at the end.
+    static constexpr auto goodbye_timeout = std::chrono::seconds(2);
+
+    // The TLS handshake, bounded by https_options::handshake_timeout. Plain HTTP gets 400 from the TLS
+    // layer; whatever fails, the transport is closed already and there is nothing worth reporting.
+    awaitable<bool> handshake() {
+        waiting_for_request_ = true;  // a shutdown ends a connection still in its handshake at once
+        const auto failure = co_await transport_.accept(core_.https->handshake_timeout);
+        waiting_for_request_ = false;
+        co_return !failure;
+    }
 
     awaitable<void> serve() {
         for (;;) {
@@ -253,8 +278,7 @@ private:
             const auto n = co_await read_some();
             waiting_for_request_ = false;
             if (n == 0) {
-                deadline_.cancel();
-                close_transport(transport_);
+                co_await close_after_end_of_requests();
                 co_return false;
             }
         }
@@ -301,6 +325,7 @@ private:
         auto [ec, n] = co_await transport_.async_read_some(asio::buffer(buffer_.get() + end_, buffer_capacity - end_),
                                                            use_nothrow_awaitable);
         end_ += n;
+        read_error_ = ec;
         co_return ec ? 0 : n;
     }
 
@@ -331,11 +356,11 @@ private:
         co_await close_gracefully();
     }
 
-    // Half-close, then read (bounded) until the client closes too, so that unread request bytes do not
-    // turn our close into a reset that destroys the response in flight.
+    // Half-close (over TLS: close_notify), then read (bounded) until the client closes too, so that unread
+    // request bytes do not turn our close into a reset that destroys the response in flight.
     awaitable<void> close_gracefully() {
-        shutdown_send(transport_);
-        arm_deadline(std::chrono::seconds(2));
+        arm_deadline(goodbye_timeout);
+        co_await async_shutdown_send(transport_);
         std::size_t n = 1;
         while (n != 0) {
             begin_ = end_ = 0;
@@ -345,12 +370,38 @@ private:
         close_transport(transport_);
     }
 
+    // Between requests the connection ended: the client closed it (over TLS: its close_notify), it idled
+    // past idle_timeout, or the app is stopping (both interrupt the read). A TLS connection that can still
+    // say so sends its close_notify before closing; one the client dropped, or one cut off by the request
+    // timeout, just closes.
+    awaitable<void> close_after_end_of_requests() {
+        const bool ended_cleanly = read_error_ == asio::error::eof || read_error_ == asio::error::operation_aborted;
+        if (ended_cleanly && transport_is_open(transport_)) {
+            arm_deadline(goodbye_timeout);
+            co_await async_shutdown_send(transport_);
+        }
+        deadline_.cancel();
+        close_transport(transport_);
+    }
+
     void arm_deadline(std::chrono::steady_clock::duration timeout) {
         deadline_.expires_after(timeout);
         deadline_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
             if (ec) return;
-            if (auto self = weak.lock(); self && !self->websocket_) close_transport(self->transport_);
+            if (auto self = weak.lock(); self && !self->websocket_) self->interrupt();
         });
+    }
+
+    // Ends the connection from outside its coroutine. One waiting for its next request (or in its TLS
+    // handshake) has its read cancelled, so that the coroutine closes it politely; one anywhere else is
+    // closed at once.
+    void interrupt() noexcept {
+        if (waiting_for_request_) {
+            std::error_code ignored;
+            transport_.lowest_layer().cancel(ignored);
+        } else {
+            close_transport(transport_);
+        }
     }
 
     // On the connection's executor: WebSockets get close 1001; a connection idle between requests
@@ -360,7 +411,7 @@ private:
             if (websocket_->state() != websocket_state::open) return;
             asio::co_spawn(transport_executor_, close_going_away(*websocket_), asio::detached);
         } else if (waiting_for_request_) {
-            close_transport(transport_);
+            interrupt();
         }
     }
 
@@ -380,13 +431,15 @@ private:
     asio::steady_timer deadline_;
     std::optional<ws::stream<Transport>> websocket_;
     bool waiting_for_request_ = false;
+    std::error_code read_error_;
 };
 
 struct listen_url {
     std::string scheme, host, port;
+    std::string text;  // as given, for messages
 };
 
-// "http://host:port[;http://host:port…]", hosts may be names, IPv4 or [IPv6]; port 0 picks a free one.
+// "http://host:port[;https://host:port…]", hosts may be names, IPv4 or [IPv6]; port 0 picks a free one.
 inline std::vector<listen_url> parse_listen_urls(std::string_view urls) {
     std::vector<listen_url> out;
     while (!urls.empty()) {
@@ -397,8 +450,10 @@ inline std::vector<listen_url> parse_listen_urls(std::string_view urls) {
         const auto scheme_end = url.find("://");
         if (scheme_end == std::string_view::npos) throw std::invalid_argument("not a URL: " + std::string(url));
         listen_url parsed;
+        parsed.text = std::string(url);
         parsed.scheme = std::string(url.substr(0, scheme_end));
-        if (parsed.scheme != "http") throw std::invalid_argument("only http:// URLs can be served: " + std::string(url));
+        if (parsed.scheme != "http" && parsed.scheme != "https")
+            throw std::invalid_argument("only http:// and https:// URLs can be served: " + std::string(url));
         url.remove_prefix(scheme_end + 3);
         if (url.ends_with('/')) url.remove_suffix(1);
         const auto colon = url.rfind(':');
@@ -472,6 +527,27 @@ public:
         });
     }
 
+    // Kestrel's UseHttps: the certificate that every https:// URL is served with. Loads the files now, and
+    // throws std::system_error naming the file that cannot be read or the key that does not belong to
+    // the certificate; std::invalid_argument without files or context, or with both.
+    app& use_https(https_options options) {
+        const bool has_files = !options.certificate_chain_file.empty() || !options.private_key_file.empty();
+        if (options.context && has_files)
+            throw std::invalid_argument("https_options: give either a context or certificate and key files, not both");
+        if (!options.context) {
+            if (options.certificate_chain_file.empty() || options.private_key_file.empty())
+                throw std::invalid_argument("https_options needs certificate_chain_file and private_key_file (or a context)");
+            tls::server_options files;
+            files.certificate_file = options.certificate_chain_file;
+            files.private_key_file = options.private_key_file;
+            options.context = tls::server_context(files);
+        }
+        if (options.handshake_timeout <= std::chrono::steady_clock::duration::zero())
+            throw std::invalid_argument("https_options::handshake_timeout must be positive");
+        core_->https = std::move(options);
+        return *this;
+    }
+
     // Serves files under `root` for GET and HEAD (a directory serves its index.html); anything else, or
     // a path that leaves the folder in any way, goes on down the pipeline.
     app& use_static_files(const std::filesystem::path& root) {
@@ -497,12 +573,18 @@ public:
     }
 
     // Listens on `urls` (overridden by --urls from the command line) and serves until SIGINT, SIGTERM
-    // or stop(); then shuts down gracefully and returns.
+    // or stop(); then shuts down gracefully and returns. Throws std::invalid_argument, before listening
+    // anywhere, for a malformed URL or an https:// URL without use_https().
     void run(std::string_view urls = "http://localhost:5000") {
         const auto& chosen = command_line_urls_.empty() ? std::string(urls) : command_line_urls_;
+        const auto parsed = detail::parse_listen_urls(chosen);
+        for (const auto& url : parsed)
+            if (url.scheme == "https" && !core_->https)
+                throw std::invalid_argument("cannot serve " + url.text +
+                                            ": https:// needs a certificate, configure one with app.use_https()");
         asio::io_context io(static_cast<int>(thread_count()));
         std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> acceptors;
-        for (const auto& url : detail::parse_listen_urls(chosen)) listen(io, url, acceptors);
+        for (const auto& url : parsed) listen(io, url, acceptors);
         if (acceptors.empty()) throw std::runtime_error("no address to listen on: " + chosen);
         asio::signal_set signals(io, SIGINT, SIGTERM);
         signals.async_wait([this](std::error_code ec, int) {
@@ -579,12 +661,16 @@ private:
                 listening_urls_.push_back(shown);
             }
             std::cout << core_->options.name << " listening on " << shown << std::endl;
-            asio::co_spawn(io, accept_loop(io, acceptor), asio::detached);
+            auto tls_context = url.scheme == "https" ? core_->https->context : nullptr;
+            asio::co_spawn(io, accept_loop(io, acceptor, std::move(tls_context)), asio::detached);
             acceptors.push_back(std::move(acceptor));
         }
     }
 
-    awaitable<void> accept_loop(asio::io_context& io, std::shared_ptr<asio::ip::tcp::acceptor> acceptor) {
+    // Accepts connections, for https:// with `tls_context`; each runs (and makes its TLS handshake) in a
+    // coroutine of its own.
+    awaitable<void> accept_loop(asio::io_context& io, std::shared_ptr<asio::ip::tcp::acceptor> acceptor,
+                                tls::shared_context tls_context) {
         for (;;) {
             // Each connection gets a strand: its coroutines never run on two threads at once.
             auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(io), detail::use_nothrow_awaitable);
@@ -593,13 +679,28 @@ private:
             std::error_code ignored;
             socket.set_option(asio::ip::tcp::no_delay(true), ignored);
             if (core_->active_connections >= core_->options.max_connections || core_->stopping) {
-                asio::co_spawn(socket.get_executor(), refuse(std::move(socket)), asio::detached);
+                if (tls_context) {
+                    socket.close(ignored);  // a 503 would cost a TLS handshake, the work being refused
+                } else {
+                    const auto executor = socket.get_executor();
+                    asio::co_spawn(executor, refuse(std::move(socket)), asio::detached);
+                }
                 continue;
             }
-            const auto executor = socket.get_executor();
-            auto connection = std::make_shared<detail::http_connection<asio::ip::tcp::socket>>(std::move(socket), *core_);
-            asio::co_spawn(executor, [connection]() -> awaitable<void> { co_await connection->run(); }, asio::detached);
+            // The socket comes typed with its strand; both transports hold it as a plain tcp::socket.
+            asio::ip::tcp::socket connected(std::move(socket));
+            if (tls_context)
+                start_connection(tls::stream<asio::ip::tcp::socket>(std::move(connected), tls_context));
+            else
+                start_connection(std::move(connected));
         }
+    }
+
+    template <class Transport>
+    void start_connection(Transport transport) {
+        const auto executor = transport.get_executor();
+        auto connection = std::make_shared<detail::http_connection<Transport>>(std::move(transport), *core_);
+        asio::co_spawn(executor, [connection]() -> awaitable<void> { co_await connection->run(); }, asio::detached);
     }
 
     static awaitable<void> refuse(asio::ip::tcp::socket socket) {

@@ -1,0 +1,28 @@
+// ASP.NET Core's HttpsConnectionAdapterOptions (Kestrel's ListenOptions.UseHttps): the certificate the app
+// serves its https:// URLs with, and how long a client gets to complete the TLS handshake.
+//
+//   app.use_https({.certificate_chain_file = "server.pem", .private_key_file = "server.key"});
+//   app.run("http://localhost:5000;https://localhost:5001");
+#pragma once
+
+#include <duplex/tls/context.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace duplex {
+
+struct https_options {
+    // PEM: the server's certificate, followed by the intermediate certificates of its chain (not the root).
+    std::string certificate_chain_file{};
+    // PEM, unencrypted (an encrypted key is refused rather than prompting for a pass phrase).
+    std::string private_key_file{};
+    // A ready server context (duplex::tls::server_context, or one configured by hand) instead of the two
+    // files: to add a chain file, other ALPN protocols or OpenSSL settings of your own.
+    tls::shared_context context{};
+    // A connection that has not completed its TLS handshake within this is closed (Kestrel's
+    // HandshakeTimeout): a client that connects and says nothing holds a connection only this long.
+    std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(10);
+};
+
+}  // namespace duplex
