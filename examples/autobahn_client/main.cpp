@@ -4,19 +4,52 @@
 //
 // Asks /getCaseCount, runs /runCase?case=N&agent=AGENT for every case echoing each message back whole,
 // then asks /updateReports?agent=AGENT so the server writes its report.
+//
+// Every case offers permessage-deflate (RFC 7692); the fuzzing server accepts it only in sections 12 and
+// 13. Before each case /getCaseInfo?case=N names it: in 13.j the offer asks the server for what
+// Autobahn's own client asks in that subsection (server_no_context_takeover, server_max_window_bits=9),
+// elsewhere it is the default offer. duplex offers one set of parameters, so 13.7, where Autobahn's
+// client sends three offers, gets the first of them, the one the fuzzing server accepts.
 #include <duplex/duplex.hpp>
 
 #include <iostream>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
 
 constexpr std::size_t max_message_size = 64 * 1024 * 1024;
 
-duplex::connect_options options() {
+duplex::connect_options plain_options() {
     duplex::connect_options o;
     o.stream.max_message_size = max_message_size;
+    return o;
+}
+
+// Autobahn 13.1-13.7: what the client asks of the server, as (no context takeover, max window bits);
+// a window of 15 is what an offer without server_max_window_bits allows anyway.
+struct server_request {
+    bool no_context_takeover;
+    int max_window_bits;
+};
+constexpr server_request section_13_offers[] = {{false, 15}, {true, 15}, {false, 9}, {false, 15},
+                                                {true, 9},   {true, 15}, {true, 9}};
+
+duplex::connect_options case_options(std::string_view case_id) {
+    auto o = plain_options();
+    duplex::deflate::options offer;
+    if (case_id.starts_with("13.")) {
+        const auto rest = case_id.substr(3);
+        const auto subsection = rest.empty() ? 0 : rest.front() - '0';
+        if (subsection >= 1 && subsection <= 7 && (rest.size() == 1 || rest[1] == '.')) {
+            const auto& request = section_13_offers[subsection - 1];
+            offer.disable_server_context_takeover = request.no_context_takeover;
+            offer.server_max_window_bits = request.max_window_bits;
+        }
+    }
+    o.dangerous_deflate = offer;
     return o;
 }
 
@@ -27,18 +60,50 @@ duplex::awaitable<void> finish(duplex::websocket& ws, duplex::receive_result& re
     co_await ws.close(*result.close_status, result.close_status_description);
 }
 
-duplex::awaitable<int> case_count(const std::string& base) {
-    auto ws = co_await duplex::connect(base + "/getCaseCount", options());
+// Reads the one text message the server sends on `target`, then closes as the server asks.
+duplex::awaitable<std::optional<std::string>> fetch(std::string url) {
+    const auto options = plain_options();
+    auto ws = co_await duplex::connect(url, options);
     std::string text;
-    auto result = co_await ws.receive_message(text, 1024);
-    const int count = result.close_status ? 0 : std::stoi(text);
-    if (!result.close_status) result = {};
+    auto result = co_await ws.receive_message(text, 64 * 1024);
+    std::optional<std::string> answer;
+    if (!result.close_status) {
+        answer = std::move(text);
+        result = {};
+    }
     co_await finish(ws, result);
-    co_return count;
+    co_return answer;
 }
 
-duplex::awaitable<void> run_case(const std::string& base, int number, const std::string& agent) {
-    auto ws = co_await duplex::connect(base + "/runCase?case=" + std::to_string(number) + "&agent=" + agent, options());
+// The "id" of /getCaseInfo's JSON answer ({"id": "13.3.1", "description": ...}).
+std::string case_id_of(std::string_view json) {
+    const auto key = json.find("\"id\"");
+    if (key == std::string_view::npos) return {};
+    const auto open = json.find('"', json.find(':', key));
+    if (open == std::string_view::npos) return {};
+    const auto close = json.find('"', open + 1);
+    if (close == std::string_view::npos) return {};
+    return std::string(json.substr(open + 1, close - open - 1));
+}
+
+duplex::awaitable<int> case_count(const std::string& base) {
+    const auto text = co_await fetch(base + "/getCaseCount");
+    co_return text ? std::stoi(*text) : 0;
+}
+
+duplex::awaitable<std::string> case_id(const std::string& base, int number) {
+    std::optional<std::string> info;
+    try {
+        info = co_await fetch(base + "/getCaseInfo?case=" + std::to_string(number));
+    } catch (const std::exception&) {
+        // A server without getCaseInfo: every case gets the default offer.
+    }
+    co_return info ? case_id_of(*info) : std::string();
+}
+
+duplex::awaitable<void> run_case(const std::string& base, int number, const std::string& id, const std::string& agent) {
+    const auto options = case_options(id);
+    auto ws = co_await duplex::connect(base + "/runCase?case=" + std::to_string(number) + "&agent=" + agent, options);
     std::vector<std::byte> message;
     for (;;) {
         auto result = co_await ws.receive_message(message, max_message_size);
@@ -51,7 +116,8 @@ duplex::awaitable<void> run_case(const std::string& base, int number, const std:
 }
 
 duplex::awaitable<void> update_reports(const std::string& base, const std::string& agent) {
-    auto ws = co_await duplex::connect(base + "/updateReports?agent=" + agent, options());
+    const auto options = plain_options();
+    auto ws = co_await duplex::connect(base + "/updateReports?agent=" + agent, options);
     duplex::receive_result nothing_yet;
     co_await finish(ws, nothing_yet);
 }
@@ -61,11 +127,12 @@ duplex::awaitable<void> run(std::string base, std::string agent) {
     const int count = co_await case_count(base);
     std::cerr << "duplex-autobahn-client: " << count << " cases\n";
     for (int n = 1; n <= count; ++n) {
+        const auto id = co_await case_id(base, n);
         try {
-            co_await run_case(base, n, agent);
+            co_await run_case(base, n, id, agent);
         } catch (const std::exception& e) {
             // Failing the connection is often the expected outcome; the server judges the case.
-            std::cerr << "case " << n << ": " << e.what() << "\n";
+            std::cerr << "case " << n << (id.empty() ? "" : " (" + id + ")") << ": " << e.what() << "\n";
         }
     }
     co_await update_reports(base, agent);

@@ -7,6 +7,8 @@ Listens on 127.0.0.1 (a free port) and runs `PATH ws://127.0.0.1:PORT duplex`, w
 Autobahn test client, upgrades
   /getCaseCount                      reads one text message: the number of cases, here the selected ones;
                                      we then close with 1000 and the client answers
+  /getCaseInfo?case=N                (optional) reads one text message, JSON {"id": ..., "description": ...},
+                                     then the same close; a client learns which parameters to offer
   /runCase?case=N&agent=duplex       for N in 1..count: echoes every message back (same type, whole
                                      message) until we close (it answers with the same code) or the
                                      connection fails
@@ -16,12 +18,17 @@ unmasked, the client's must all be masked, and on bad input from us the client m
 with the right close code (1002 / 1007), sent masked. After the close handshake we close TCP first
 (RFC 6455 7.1.1) and the client must not have closed it before us.
 
+In the permessage-deflate cases (sections 12-14, compression_cases.py) we answer the client's offers as
+Autobahn's fuzzing server does in sections 12 and 13, or with the case's parameters in section 14, and
+hold the client to them; in 13.x the client's first offer must ask for the case's parameters.
+
 Output: one line per case, `PASS <id> <description> [time]` or `FAIL <id>: <reason>`, an `exit` line
 for the client's exit status, then `N passed, M failed`. Exit status 1 if anything failed.
 """
 
 import argparse
 import collections
+import json
 import os
 import select
 import socket
@@ -35,7 +42,9 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from autobahn_cases import CASES  # noqa: E402
-from harness import CaseFailure, Tester, select_cases  # noqa: E402
+from compression_cases import compression_cases  # noqa: E402
+from harness import Case, CaseFailure, Tester, select_cases  # noqa: E402
+from pmdeflate import Codec, answer_with, autobahn_accept, parse_offers  # noqa: E402
 from rawws import (Connection, HandshakeError, OP_TEXT, accept_key, check_client_request,  # noqa: E402
                    parse_http_head, read_http_head, send_all)
 
@@ -115,6 +124,28 @@ class FuzzingServer:
             self.notes.append("%s: the client %s without a close frame" % (
                 what, "closed the TCP connection" if conn.eof else "did not close the connection"))
 
+    def negotiate(self, spec, headers):
+        """The answer to the client's permessage-deflate offers: (Sec-WebSocket-Extensions value, Negotiated)."""
+        try:
+            offers = parse_offers(headers.get("sec-websocket-extensions", []))
+        except ValueError as exc:
+            raise CaseFailure("malformed Sec-WebSocket-Extensions %r: %s" % (
+                headers.get("sec-websocket-extensions"), exc))
+        problem = spec.client_offer_problem(offers)
+        if problem:
+            raise CaseFailure(problem)
+        if spec.rules is not None:
+            result = autobahn_accept(offers, spec.rules)
+            if result is None:
+                raise CaseFailure("no offer of the client lets the server accept as the case does (%s): offers %r" % (
+                    spec.rules, headers.get("sec-websocket-extensions")))
+        else:
+            result = answer_with(offers, spec.wanted)
+            if result[1] != spec.wanted:
+                raise CaseFailure("the client's offer %r does not let the server agree on %s (only on %s)" % (
+                    headers.get("sec-websocket-extensions"), spec.wanted, result[1]))
+        return result
+
     def handle(self, sock):
         head, rest = read_http_head(sock, 5.0)
         start, headers = parse_http_head(head)
@@ -139,6 +170,16 @@ class FuzzingServer:
                 return
             if query.get("agent", [""])[0] == "":
                 problem = problem or "no agent in %r" % target
+        elif url.path == "/getCaseInfo":
+            try:
+                index = int(query.get("case", [""])[0]) - 1
+            except ValueError:
+                index = -1
+            if not 0 <= index < len(self.cases):
+                respond(sock, 404, "Not Found")
+                self.problems.append("getCaseInfo for a case that does not exist: %r" % target)
+                return
+            info_index, index = index, None
         elif url.path not in ("/getCaseCount", "/updateReports"):
             respond(sock, 404, "Not Found")
             self.problems.append("request for an unknown resource %r" % target)
@@ -150,15 +191,32 @@ class FuzzingServer:
             else:
                 self.problems.append("opening handshake of %s: %s" % (url.path, problem))
             return
+        extension = negotiated = None
+        if index is not None and self.cases[index].deflate is not None:
+            try:
+                extension, negotiated = self.negotiate(self.cases[index].deflate, headers)
+            except CaseFailure as failure:
+                respond(sock, 400, "Bad Request")
+                self.report(index, False, "opening handshake: %s" % failure, 0.0, [])
+                return
         respond(sock, 101, "Switching Protocols",
                 ["Upgrade: websocket", "Connection: Upgrade",
-                 "Sec-WebSocket-Accept: %s" % accept_key(headers["sec-websocket-key"][0])])
+                 "Sec-WebSocket-Accept: %s" % accept_key(headers["sec-websocket-key"][0])] +
+                (["Sec-WebSocket-Extensions: %s" % extension] if extension else []))
         conn = Connection(sock, "server", initial=rest, verbose=self.verbose)
-        if url.path == "/getCaseCount":
-            conn.send_frame(OP_TEXT, str(len(self.cases)).encode("ascii"))
+        if negotiated is not None:
+            conn.deflate = Codec("server", negotiated)
+            conn.note("permessage-deflate: %s (answer %r)" % (negotiated, extension))
+        if url.path in ("/getCaseCount", "/getCaseInfo"):
+            if url.path == "/getCaseCount":
+                message = str(len(self.cases))
+            else:
+                case = self.cases[info_index]
+                message = json.dumps({"id": case.id, "description": case.description})
+            conn.send_frame(OP_TEXT, message.encode("utf-8"))
             conn.send_close(1000)
             conn.run_until(lambda: conn.close is not None or conn.eof, 5.0)
-            self.session_checks("getCaseCount", conn)
+            self.session_checks(url.path[1:], conn)
             conn.shutdown_and_close()
         elif url.path == "/updateReports":
             self.updated = True
@@ -198,9 +256,11 @@ def main():
     parser.add_argument("--timeout", type=float, default=300.0, help="bound for the whole run (default 300 s)")
     parser.add_argument("--idle", type=float, default=30.0,
                         help="give up when the client opens no connection for this long (default 30 s)")
+    parser.add_argument("--full-compression", action="store_true",
+                        help="sections 12 and 13 with Autobahn's 1000 messages per case (slow)")
     args = parser.parse_args()
 
-    cases = select_cases(CASES, args.case)
+    cases = select_cases(sorted(CASES + compression_cases(args.full_compression), key=Case.sort_key), args.case)
     if not cases:
         print("no case matches %s" % args.case)
         print("0 passed, 0 failed")

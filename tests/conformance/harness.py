@@ -31,12 +31,13 @@ class CaseFailure(Exception):
 
 
 class Case:
-    def __init__(self, case_id, description, expectation, run, timeout=2.0):
+    def __init__(self, case_id, description, expectation, run, timeout=2.0, deflate=None):
         self.id = case_id
         self.description = description
         self.expectation = expectation
         self.run = run
         self.timeout = timeout  # bound for each wait of the case (events, close frame)
+        self.deflate = deflate  # compression_cases.DeflateSpec: the case runs with permessage-deflate
 
     def sort_key(self):
         return tuple(int(p) for p in self.id.split("."))
@@ -78,6 +79,21 @@ class Tester:
         self.conn.note("send %s message of %d bytes in %d frames" % (
             "text" if opcode == OP_TEXT else "binary", len(payload), len(pieces)))
         self.conn.queue_bytes(bytes(frames), chop=chop, sync=sync)
+
+    def compressed_message(self, opcode, payload, fragment_size=None):
+        """A whole message compressed under the agreed parameters, RSV1 on its first frame; the compressed
+        payload is cut into frames of fragment_size octets, as Autobahn's auto-fragmentation does."""
+        conn = self.conn
+        data = conn.deflate.compress(bytes(payload))
+        size = fragment_size or max(1, len(data))
+        pieces = [data[i : i + size] for i in range(0, len(data), size)]
+        frames = bytearray()
+        for index, piece in enumerate(pieces):
+            frames += encode_frame(opcode if index == 0 else OP_CONTINUATION, piece, fin=index == len(pieces) - 1,
+                                   rsv=4 if index == 0 else 0, mask=conn.mask_outgoing)
+        conn.note("send compressed %s message of %d bytes as %d bytes in %d frames" % (
+            "text" if opcode == OP_TEXT else "binary", len(payload), len(data), len(pieces)))
+        conn.queue_bytes(bytes(frames))
 
     def frame_in_parts(self, opcode, payload, cuts):
         """One frame whose bytes are returned in parts: header + payload[:cuts[0]], payload[cuts[0]:cuts[1]], ...

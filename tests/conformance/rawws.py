@@ -6,6 +6,10 @@ Everything the peer under test sends back is checked just as strictly (masking d
 opcodes, fragmentation order, control-frame rules, UTF-8 of text messages and close reasons, close
 codes, frames after a close) and each breach is recorded as a violation that fails the case.
 
+With permessage-deflate agreed (the suite sets `Connection.deflate` to a pmdeflate.Codec), RSV1 is
+allowed on the first frame of a message, whose payload is then decompressed under the agreed parameters
+(see pmdeflate.py); RSV1 anywhere else, RSV2/RSV3, and data that does not decompress are violations.
+
 One `Connection` works in either role:
   role "client": what we send is masked, what we receive must not be (server suite);
   role "server": what we send is unmasked, what we receive must be masked (client suite).
@@ -21,6 +25,8 @@ import select
 import socket
 import struct
 import time
+
+from pmdeflate import DeflateError
 
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
@@ -249,8 +255,9 @@ def upgrade_request(host, port, path="/ws", key=None, extra=None, omit=(), versi
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii"), key
 
 
-def check_upgrade_response(status, headers, key):
-    """Returns None if the response accepts the upgrade as RFC 6455 4.2.2 requires, else why not."""
+def check_upgrade_response(status, headers, key, extensions_offered=False):
+    """Returns None if the response accepts the upgrade as RFC 6455 4.2.2 requires, else why not.
+    With extensions_offered, Sec-WebSocket-Extensions is left to the caller to check."""
     if status != 101:
         return "expected status 101, got %d" % status
     if "websocket" not in header_tokens(headers, "upgrade"):
@@ -260,26 +267,30 @@ def check_upgrade_response(status, headers, key):
     accept = headers.get("sec-websocket-accept", [])
     if accept != [accept_key(key)]:
         return "Sec-WebSocket-Accept is %r, expected %r" % (accept, accept_key(key))
-    if headers.get("sec-websocket-extensions"):
+    if headers.get("sec-websocket-extensions") and not extensions_offered:
         return "server accepted an extension nobody offered: %r" % headers["sec-websocket-extensions"]
     if headers.get("sec-websocket-protocol"):
         return "server selected a subprotocol nobody offered: %r" % headers["sec-websocket-protocol"]
     return None
 
 
-def open_client(host, port, path="/ws", timeout=5.0, verbose=False):
-    """TCP connect + opening handshake; returns a client-role Connection."""
+def open_client(host, port, path="/ws", timeout=5.0, verbose=False, extensions=None):
+    """TCP connect + opening handshake; returns a client-role Connection. `extensions` is the value of a
+    Sec-WebSocket-Extensions header to send; the response's headers are kept in conn.response_headers."""
     sock = connect(host, port, timeout)
     try:
-        request, key = upgrade_request(host, port, path)
+        extra = ["Sec-WebSocket-Extensions: %s" % extensions] if extensions else None
+        request, key = upgrade_request(host, port, path, extra=extra)
         status, start, headers, rest = http_request(sock, request, timeout)
-        problem = check_upgrade_response(status, headers, key)
+        problem = check_upgrade_response(status, headers, key, extensions_offered=bool(extensions))
         if problem:
             raise HandshakeError("opening handshake: %s (%s)" % (problem, start))
     except BaseException:
         sock.close()
         raise
-    return Connection(sock, "client", initial=rest, verbose=verbose)
+    conn = Connection(sock, "client", initial=rest, verbose=verbose)
+    conn.response_headers = headers
+    return conn
 
 
 def check_client_request(method, target, version, headers):
@@ -350,6 +361,11 @@ class Connection:
         self.peer_pings = []
         self.message_opcode = None
         self.message_parts = []
+        # permessage-deflate (pmdeflate.Codec), set by the suite when the handshake agreed on it.
+        self.deflate = None
+        self.message_compressed = False
+        self.compressed_messages = 0
+        self.uncompressed_messages = 0
 
     # -- bookkeeping
 
@@ -502,7 +518,14 @@ class Connection:
             self.violation("%s sent a%s frame" % ("client" if self.role == "server" else "server",
                                                   "n unmasked" if self.expect_masked else " masked"))
         if rsv:
-            self.violation("frame with RSV bits %d (no extension negotiated)" % rsv)
+            if self.deflate is None:
+                self.violation("frame with RSV bits %d (no extension negotiated)" % rsv)
+            elif rsv & 3:
+                self.violation("frame with RSV bits %d (permessage-deflate only defines RSV1)" % rsv)
+            elif opcode >= 8:
+                self.violation("RSV1 on a control frame (RFC 7692 6.1)")
+            elif opcode == OP_CONTINUATION:
+                self.violation("RSV1 on a continuation frame (RFC 7692 6.1)")
         if opcode >= 8:
             if opcode not in (OP_CLOSE, OP_PING, OP_PONG):
                 self.violation("frame with reserved control opcode %d" % opcode)
@@ -533,12 +556,23 @@ class Connection:
                 self.violation("new %s frame while a fragmented message is unfinished" % OPCODE_NAMES[opcode])
                 self.message_parts = []
             self.message_opcode = opcode
+            self.message_compressed = bool(rsv & 4) and self.deflate is not None
         self.message_parts.append(payload)
         if fin:
             data = b"".join(self.message_parts)
             op = self.message_opcode
             self.message_opcode = None
             self.message_parts = []
+            if self.deflate is not None:
+                if self.message_compressed:
+                    self.compressed_messages += 1
+                    try:
+                        data = self.deflate.decompress(data)
+                    except DeflateError as exc:
+                        self.violation("compressed %s message that does not decompress under the agreed "
+                                       "parameters (%s): %s" % (OPCODE_NAMES[op], self.deflate.negotiated, exc))
+                else:
+                    self.uncompressed_messages += 1
             if op == OP_TEXT and not is_utf8(data):
                 self.violation("text message that is not valid UTF-8: %s" % preview(data))
             self.events.append(("message", op, data))

@@ -7,6 +7,8 @@ Starts `PATH --urls http://127.0.0.1:0`, reads the port from its line
 `duplex-echo listening on http://127.0.0.1:PORT`, runs the handshake cases (0.x) and the Autobahn
 cases (sections 1-7, 9, 10; see autobahn_cases.py) over fresh connections to /ws, one at a time, and
 finally checks the server process is still alive (the "alive" line counts as one more result).
+The permessage-deflate cases (0.11-0.14, sections 12-14; see compression_cases.py) run against a second
+process, `PATH --compression --urls ...`, started when a selected case needs it.
 
 The echo server echoes every received chunk with the same message type and end-of-message flag, so
 echoed messages may be fragmented differently from what was sent: they are reassembled before being
@@ -30,8 +32,10 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from autobahn_cases import CASES  # noqa: E402
+from compression_cases import compression_cases  # noqa: E402
 from harness import Case, CaseFailure, Tester, select_cases  # noqa: E402
-from rawws import (HandshakeError, OP_TEXT, check_upgrade_response, connect, header_tokens,  # noqa: E402
+from pmdeflate import Codec, Negotiated, Params, check_response  # noqa: E402
+from rawws import (HandshakeError, OP_BINARY, OP_TEXT, check_upgrade_response, connect, header_tokens,  # noqa: E402
                    http_request, open_client, upgrade_request)
 
 HOST = "127.0.0.1"
@@ -111,18 +115,117 @@ HANDSHAKE_CASES = [
 
 
 # --------------------------------------------------------------------------------------------------
+# permessage-deflate negotiation (RFC 7692 5, 7.1)
+
+
+def negotiate(conn, offers, expected, accepted_index=0):
+    """Checks the server's answer to our offers and switches the connection to compression."""
+    values = conn.response_headers.get("sec-websocket-extensions", [])
+    try:
+        result = check_response(offers, values)
+    except ValueError as exc:
+        raise CaseFailure("invalid permessage-deflate answer %r: %s" % (values, exc))
+    if result is None:
+        raise CaseFailure("the server declined permessage-deflate (101 without Sec-WebSocket-Extensions)")
+    index, negotiated = result
+    if index != accepted_index:
+        raise CaseFailure("the server's answer %r accepts offer %d, expected offer %d" % (
+            values, index + 1, accepted_index + 1))
+    if negotiated != expected:
+        raise CaseFailure("the answer %r agrees on %s, expected %s" % (values, negotiated, expected))
+    conn.deflate = Codec("client", negotiated)
+    conn.note("permessage-deflate: %s (answer %r)" % (negotiated, values))
+
+
+def open_compressed(port, spec, verbose=False):
+    conn = open_client(HOST, port, "/ws", verbose=verbose, extensions=spec.offer_header())
+    try:
+        negotiate(conn, spec.offers, spec.expected)
+    except BaseException:
+        conn.abort()
+        raise
+    return conn
+
+
+def echo_and_close(conn, case, compressed):
+    """One text and one binary message through the echo, then a clean close."""
+    tester = Tester(conn, case)
+    messages = [(OP_TEXT, b"permessage-deflate " * 20), (OP_BINARY, bytes(range(256)) * 4)]
+    for opcode, payload in messages:
+        if compressed:
+            tester.compressed_message(opcode, payload)
+        else:
+            tester.message(opcode, payload)
+    tester.expect_echo([("message", opcode, payload) for opcode, payload in messages])
+    if compressed and conn.uncompressed_messages:
+        raise CaseFailure("the server sent %d of its messages uncompressed" % conn.uncompressed_messages)
+
+
+def deflate_handshake_case(case_id, description, expectation, offers_header, offers=None, expected=None,
+                           accepted_index=0, server="compression"):
+    """An upgrade with the given Sec-WebSocket-Extensions value. With `expected`, the answer must accept
+    offers[accepted_index] with exactly those parameters, else it must decline; then an echo."""
+    def run(port):
+        conn = open_client(HOST, port, "/ws", extensions=offers_header)
+        try:
+            if expected is None:
+                values = conn.response_headers.get("sec-websocket-extensions", [])
+                if values:
+                    raise CaseFailure("expected no Sec-WebSocket-Extensions in the 101, got %r" % values)
+            else:
+                negotiate(conn, offers, expected, accepted_index)
+            echo_and_close(conn, case, compressed=expected is not None)
+        finally:
+            conn.abort()
+    case = Case(case_id, description, expectation, run)
+    case.server = server
+    return case
+
+
+DEFAULT_OFFER = "permessage-deflate; client_max_window_bits"
+
+HANDSHAKE_CASES += [
+    deflate_handshake_case(
+        "0.11", "permessage-deflate offered to the echo server without --compression.",
+        "Declined: 101 without Sec-WebSocket-Extensions; uncompressed echo.", DEFAULT_OFFER, server="plain"),
+    deflate_handshake_case(
+        "0.12", "Only offers that RFC 7692 7.1 forbids: an unknown parameter, a repeated one, windows 16 and 08, "
+        "server_max_window_bits without a value, client_no_context_takeover=1.",
+        "Declined: 101 without Sec-WebSocket-Extensions; uncompressed echo.",
+        "permessage-deflate; foo, permessage-deflate; server_no_context_takeover; server_no_context_takeover, "
+        "permessage-deflate; server_max_window_bits=16, permessage-deflate; client_max_window_bits=08, "
+        "permessage-deflate; server_max_window_bits, permessage-deflate; client_no_context_takeover=1"),
+    deflate_handshake_case(
+        "0.13", "An invalid offer, another extension, then a valid offer asking for server_no_context_takeover.",
+        "The valid offer is accepted as asked; compressed echo.",
+        "permessage-deflate; foo=bar, x-webkit-deflate-frame, permessage-deflate; server_no_context_takeover; "
+        "client_max_window_bits",
+        offers=[Params(server_no_context_takeover=True, client_max_window_bits=True)],
+        expected=Negotiated(server_no_context_takeover=True)),
+    deflate_handshake_case(
+        "0.14", "An offer with a quoted value: server_max_window_bits=\"10\" (RFC 6455 9.1).",
+        "Accepted with a server window of 10 bits; compressed echo within it.",
+        "permessage-deflate; server_max_window_bits=\"10\"; client_max_window_bits",
+        offers=[Params(server_max_window_bits=10, client_max_window_bits=True)],
+        expected=Negotiated(server_window=10)),
+]
+
+
+# --------------------------------------------------------------------------------------------------
 # The echo server process
 
 
 class EchoServer:
-    def __init__(self, path):
+    def __init__(self, path, extra_args=()):
         self.path = path
+        self.extra_args = list(extra_args)
         self.proc = None
         self.lines = queue.Queue()
         self.stderr_tail = collections.deque(maxlen=40)
 
     def start(self, timeout=15.0):
-        self.proc = subprocess.Popen([self.path, "--urls", "http://%s:0" % HOST], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([self.path] + self.extra_args + ["--urls", "http://%s:0" % HOST],
+                                     stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         threading.Thread(target=self._drain, args=(self.proc.stdout, self.lines), daemon=True).start()
         threading.Thread(target=self._drain, args=(self.proc.stderr, None), daemon=True).start()
@@ -173,6 +276,13 @@ class EchoServer:
 # Running
 
 
+def server_kind(case):
+    """Which echo server a case runs against: "compression" (PATH --compression) or "plain"."""
+    if case.deflate is not None:
+        return "compression"
+    return getattr(case, "server", "plain")
+
+
 def run_case(case, port, verbose):
     """Returns (passed, reason or None, trace lines)."""
     if case.id.startswith("0."):
@@ -185,7 +295,10 @@ def run_case(case, port, verbose):
             return False, "%s: %s" % (type(exc).__name__, exc), []
     conn = None
     try:
-        conn = open_client(HOST, port, "/ws", verbose=verbose)
+        if case.deflate is not None:
+            conn = open_compressed(port, case.deflate, verbose)
+        else:
+            conn = open_client(HOST, port, "/ws", verbose=verbose)
         case.run(Tester(conn, case, echo_close_reason=True))
         return True, None, conn.trace
     except CaseFailure as failure:
@@ -214,9 +327,12 @@ def main():
     parser.add_argument("--case", action="append", help="glob over case ids, e.g. '6.4.*' (repeatable, or commas)")
     parser.add_argument("--verbose", action="store_true", help="describe each case and trace its frames")
     parser.add_argument("--timeout", type=float, default=300.0, help="bound for the whole run (default 300 s)")
+    parser.add_argument("--full-compression", action="store_true",
+                        help="sections 12 and 13 with Autobahn's 1000 messages per case (slow)")
     args = parser.parse_args()
 
-    cases = select_cases(sorted(HANDSHAKE_CASES, key=Case.sort_key) + CASES, args.case)
+    all_cases = sorted(HANDSHAKE_CASES + CASES + compression_cases(args.full_compression), key=Case.sort_key)
+    cases = select_cases(all_cases, args.case)
     if not cases:
         print("no case matches %s" % args.case)
         print("0 passed, 0 failed")
@@ -224,23 +340,26 @@ def main():
     started = time.monotonic()
     deadline = started + args.timeout
     passed = failed = 0
-    server = EchoServer(args.echo)
+    servers = {"plain": EchoServer(args.echo), "compression": EchoServer(args.echo, ["--compression"])}
+    ports = {}
+    died_at = {}
     try:
-        try:
-            port = server.start()
-        except (RuntimeError, OSError) as exc:
-            for case in cases:
-                print("FAIL %s: not run: %s" % (case.id, exc))
-            print("0 passed, %d failed" % len(cases))
-            return 1
-        if args.verbose:
-            print("echo server pid %d listening on port %d" % (server.proc.pid, port))
-        died_at = None
         for case in cases:
-            if died_at is not None or not server.alive():
-                died_at = died_at or "before %s" % case.id
-                print("FAIL %s: not run: the echo server is not running (exited with status %s %s)" % (
-                    case.id, server.proc.returncode, died_at))
+            kind = server_kind(case)
+            server = servers[kind]
+            if kind not in ports:
+                try:
+                    ports[kind] = server.start()
+                except (RuntimeError, OSError) as exc:
+                    ports[kind] = None
+                    died_at[kind] = "at start: %s" % exc
+                if args.verbose and ports[kind]:
+                    print("echo server (%s) pid %d listening on port %d" % (kind, server.proc.pid, ports[kind]))
+            if kind in died_at or not server.alive():
+                died_at.setdefault(kind, "before %s" % case.id)
+                print("FAIL %s: not run: the echo server%s is not running (exited with status %s %s)" % (
+                    case.id, "" if kind == "plain" else " with --compression",
+                    server.proc.returncode if server.proc else None, died_at[kind]))
                 failed += 1
                 continue
             if time.monotonic() > deadline:
@@ -250,11 +369,11 @@ def main():
             if args.verbose:
                 print("---- %s  %s\n     expected: %s" % (case.id, case.description, case.expectation))
             case_started = time.monotonic()
-            ok, reason, trace = run_case(case, port, args.verbose)
+            ok, reason, trace = run_case(case, ports[kind], args.verbose)
             elapsed = time.monotonic() - case_started
             if not server.alive():
                 time.sleep(0.05)
-                died_at = "during %s" % case.id
+                died_at[kind] = "during %s" % case.id
                 ok = False
                 reason = "%sthe echo server exited with status %s%s" % (
                     (reason + "; ") if reason else "", server.proc.returncode, server.stderr_summary())
@@ -267,15 +386,21 @@ def main():
             if args.verbose:
                 print_trace(trace)
             sys.stdout.flush()
-        if server.alive():
-            passed += 1
-            print("PASS alive the echo server is still running after all cases")
-        else:
-            failed += 1
-            print("FAIL alive: the echo server exited with status %s %s%s" % (
-                server.proc.returncode, died_at or "", server.stderr_summary()))
+        for kind in ports:
+            name = "alive" if kind == "plain" else "alive-compression"
+            server = servers[kind]
+            what = "the echo server" if kind == "plain" else "the echo server with --compression"
+            if server.alive():
+                passed += 1
+                print("PASS %s %s is still running after all cases" % (name, what))
+            else:
+                failed += 1
+                print("FAIL %s: %s exited with status %s %s%s" % (
+                    name, what, server.proc.returncode if server.proc else None, died_at.get(kind, ""),
+                    server.stderr_summary()))
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
     if args.verbose:
         print("run time %.1f s" % (time.monotonic() - started))
     print("%d passed, %d failed" % (passed, failed))

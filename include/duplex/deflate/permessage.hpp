@@ -311,9 +311,10 @@ public:
         }
         const std::size_t produced = room - inflater_.avail_out;
         received_ += produced;
-        if (corrupt) return {consumed, produced, decompress_status::corrupt};
-        if (received_ > max_message_size)
-            return {consumed, produced - (received_ - max_message_size), decompress_status::too_big};
+        // The byte past the limit is never reported, also when zlib found corrupt data after it.
+        const std::size_t past_limit = received_ > max_message_size ? received_ - max_message_size : 0;
+        if (corrupt) return {consumed, produced - past_limit, decompress_status::corrupt};
+        if (past_limit != 0) return {consumed, produced - past_limit, decompress_status::too_big};
         if (!end_of_message || !input_done) return {consumed, produced, decompress_status::more};
         if (message_has_payload_) {
             if (tail_used_ < empty_block_tail.size()) return {consumed, produced, decompress_status::more};

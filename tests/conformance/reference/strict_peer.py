@@ -333,6 +333,7 @@ def serve_connection(sock):
 
 def echo_main(argv):
     urls = "http://127.0.0.1:5000"
+    argv = [arg for arg in argv if arg != "--compression"]  # accepted, but this peer never compresses
     if len(argv) == 2 and argv[0] == "--urls":
         urls = argv[1]
     match = re.match(r"http://(\[[^\]]+\]|[^:/]+):(\d+)/?$", urls.split(";")[0])

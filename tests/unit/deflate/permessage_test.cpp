@@ -648,6 +648,21 @@ TEST_CASE("the message limit is exact") {
     }
 }
 
+TEST_CASE("corrupt data right after the limit: no byte past the limit is reported") {
+    // A stored block of one byte ("a"), then a block of type 3. With the output's room for the byte past
+    // the limit (which tells too_big from a message that ends at it), zlib writes the "a" and finds the
+    // bad block in the same call. Found by the inflate fuzz target.
+    const auto payload = from_hex("00 01 00 fe ff 61 ff");
+    for (std::size_t limit : {std::size_t{0}, std::size_t{1}}) {
+        CAPTURE(limit);
+        permessage client(role::client, {});
+        bytes buffer(16);
+        const auto r = client.decompress_some(payload, true, buffer, limit);
+        CHECK(r.status == decompress_status::corrupt);
+        CHECK(r.produced == limit);
+    }
+}
+
 TEST_CASE("corrupt data is reported as corrupt (1007)") {
     const char* corrupt[] = {
         "ff ff ff ff",                    // block type 3 does not exist
