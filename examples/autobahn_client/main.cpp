@@ -1,6 +1,7 @@
 // duplex-autobahn-client — the client driver for the Autobahn TestSuite's fuzzing server.
 //
 //   duplex-autobahn-client ws://127.0.0.1:9001 duplex
+//   duplex-autobahn-client wss://127.0.0.1:9001 duplex --ca ca.pem     (over TLS, trusting ca.pem)
 //
 // Asks /getCaseCount, runs /runCase?case=N&agent=AGENT for every case echoing each message back whole,
 // then asks /updateReports?agent=AGENT so the server writes its report.
@@ -22,9 +23,13 @@ namespace {
 
 constexpr std::size_t max_message_size = 64 * 1024 * 1024;
 
+// --ca: the CA that signed a wss:// server's certificate, trusted instead of the system store.
+std::string trusted_ca_file;
+
 duplex::connect_options plain_options() {
     duplex::connect_options o;
     o.stream.max_message_size = max_message_size;
+    o.tls.ca_file = trusted_ca_file;
     return o;
 }
 
@@ -141,10 +146,12 @@ duplex::awaitable<void> run(std::string base, std::string agent) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::cerr << "usage: duplex-autobahn-client ws://HOST:PORT AGENT\n";
+    const bool with_ca = argc == 5 && std::string_view(argv[3]) == "--ca";
+    if (argc != 3 && !with_ca) {
+        std::cerr << "usage: duplex-autobahn-client ws[s]://HOST:PORT AGENT [--ca CA_FILE]\n";
         return 2;
     }
+    if (with_ca) trusted_ca_file = argv[4];
     asio::io_context io(1);
     int status = 0;
     asio::co_spawn(io, run(argv[1], argv[2]), [&](std::exception_ptr e) {

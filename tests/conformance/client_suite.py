@@ -2,6 +2,11 @@
 """duplex conformance suite, client side: a raw WebSocket server that plays Autobahn's fuzzingserver.
 
   client_suite.py --client PATH_TO_duplex-autobahn-client [--case 6.4.*] [--verbose] [--timeout SECONDS]
+                  [--tls --make-certs examples/tls_echo/make-certs.sh --certs DIR]
+
+With --tls the fuzzing server speaks wss://: make-certs.sh makes a throwaway CA and server certificate in
+DIR, every accepted connection runs the TLS handshake as a server with them, and the client is started
+with a wss:// URL and `--ca DIR/ca.pem`, so its TLS layer carries every case.
 
 Listens on 127.0.0.1 (a free port) and runs `PATH ws://127.0.0.1:PORT duplex`, which, like any
 Autobahn test client, upgrades
@@ -32,6 +37,7 @@ import json
 import os
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -53,8 +59,8 @@ TRACE_LINES = 120
 
 
 class ClientProcess:
-    def __init__(self, path, url, agent):
-        self.proc = subprocess.Popen([path, url, agent], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    def __init__(self, path, url, agent, extra_args=()):
+        self.proc = subprocess.Popen([path, url, agent] + list(extra_args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.tail = collections.deque(maxlen=40)
         threading.Thread(target=self._drain, daemon=True).start()
@@ -258,7 +264,19 @@ def main():
                         help="give up when the client opens no connection for this long (default 30 s)")
     parser.add_argument("--full-compression", action="store_true",
                         help="sections 12 and 13 with Autobahn's 1000 messages per case (slow)")
+    parser.add_argument("--tls", action="store_true", help="serve every case over wss:// (needs --make-certs and --certs)")
+    parser.add_argument("--make-certs", help="path to examples/tls_echo/make-certs.sh")
+    parser.add_argument("--certs", help="directory for the throwaway CA and server certificate")
     args = parser.parse_args()
+    tls_context, scheme, client_args = None, "ws", []
+    if args.tls:
+        if not args.make_certs or not args.certs:
+            parser.error("--tls needs --make-certs and --certs")
+        subprocess.run(["bash", args.make_certs, args.certs], check=True, timeout=60, stdout=subprocess.DEVNULL)
+        tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls_context.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls_context.load_cert_chain(os.path.join(args.certs, "server.pem"), os.path.join(args.certs, "server.key"))
+        scheme, client_args = "wss", ["--ca", os.path.join(args.certs, "ca.pem")]
 
     cases = select_cases(sorted(CASES + compression_cases(args.full_compression), key=Case.sort_key), args.case)
     if not cases:
@@ -273,7 +291,7 @@ def main():
     listener.listen(64)
     port = listener.getsockname()[1]
     server = FuzzingServer(cases, args.verbose)
-    client = ClientProcess(args.client, "ws://%s:%d" % (HOST, port), "duplex")
+    client = ClientProcess(args.client, "%s://%s:%d" % (scheme, HOST, port), "duplex", client_args)
     if args.verbose:
         print("fuzzing server on port %d, client pid %d" % (port, client.proc.pid))
     stop_reason = None
@@ -295,8 +313,11 @@ def main():
                 continue
             sock, _ = listener.accept()
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setblocking(False)
             try:
+                if tls_context is not None:
+                    sock.settimeout(10.0)  # bounds the TLS handshake
+                    sock = tls_context.wrap_socket(sock, server_side=True)
+                sock.setblocking(False)
                 server.handle(sock)
             except (HandshakeError, OSError) as exc:
                 server.problems.append("%s: %s" % (type(exc).__name__, exc))

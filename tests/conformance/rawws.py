@@ -22,6 +22,7 @@ import base64
 import hashlib
 import os
 import select
+import ssl
 import socket
 import struct
 import time
@@ -148,6 +149,49 @@ def pong(payload=b""):
 
 
 # --------------------------------------------------------------------------------------------------
+# wss:// — the same raw connections over TLS (server_suite.py --tls)
+
+# When set (use_tls), connect() runs a TLS handshake trusting this context's CA, and every read and write
+# goes through it: the cases then exercise the server's TLS layer under the WebSocket layer.
+TLS_CONTEXT = None
+
+
+def use_tls(ca_file):
+    global TLS_CONTEXT
+    TLS_CONTEXT = ssl.create_default_context(cafile=ca_file)
+    TLS_CONTEXT.minimum_version = ssl.TLSVersion.TLSv1_2
+
+
+def readable_now(sock):
+    """Decrypted bytes waiting inside the TLS object, which select() cannot see."""
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+
+
+def wait_readable(sock, timeout):
+    if readable_now(sock):
+        return True
+    readable, _, _ = select.select([sock], [], [], timeout)
+    return bool(readable)
+
+
+def recv_some(sock, size):
+    """sock.recv, with TLS's "would block" as BlockingIOError and its close_notify as the end of data."""
+    try:
+        return sock.recv(size)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        raise BlockingIOError
+    except ssl.SSLZeroReturnError:
+        return b""
+
+
+def send_some(sock, data):
+    try:
+        return sock.send(data)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        raise BlockingIOError
+
+
+# --------------------------------------------------------------------------------------------------
 # HTTP/1.1 opening handshake helpers
 
 
@@ -168,11 +212,12 @@ def read_http_head(sock, timeout, limit=65536):
         left = deadline - time.monotonic()
         if left <= 0:
             raise HandshakeError("timeout after %.1f s reading the HTTP head (got %s)" % (timeout, preview(data, 60)))
-        readable, _, _ = select.select([sock], [], [], left)
-        if not readable:
+        if not wait_readable(sock, left):
             continue
         try:
-            chunk = sock.recv(65536)
+            chunk = recv_some(sock, 65536)
+        except BlockingIOError:
+            continue
         except ConnectionResetError:
             chunk = b""
         if not chunk:
@@ -211,7 +256,7 @@ def send_all(sock, data, timeout=10.0):
         _, writable, _ = select.select([], [sock], [], left)
         if writable:
             try:
-                sent = sock.send(view)
+                sent = send_some(sock, view)
             except BlockingIOError:
                 continue
             view = view[sent:]
@@ -224,6 +269,12 @@ def new_client_key():
 def connect(host, port, timeout=5.0):
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if TLS_CONTEXT is not None:
+        try:
+            sock = TLS_CONTEXT.wrap_socket(sock, server_hostname=host)  # handshake, bounded by `timeout`
+        except BaseException:
+            sock.close()
+            raise
     sock.setblocking(False)
     return sock
 
@@ -424,7 +475,7 @@ class Connection:
             entry = self.out[self.out_head]
             data, offset, delay = entry
             try:
-                sent = self.sock.send(memoryview(data)[offset:])
+                sent = send_some(self.sock, memoryview(data)[offset:])
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EPIPE / ECONNRESET: the peer is gone, which may be the expected outcome
@@ -448,9 +499,10 @@ class Connection:
     # -- input
 
     def _read_some(self):
-        for _ in range(16):
+        tls = isinstance(self.sock, ssl.SSLSocket)
+        for _ in range(256 if tls else 16):
             try:
-                chunk = self.sock.recv(1 << 20)
+                chunk = recv_some(self.sock, 1 << 20)
             except (BlockingIOError, InterruptedError):
                 break
             except ConnectionResetError:
@@ -462,7 +514,8 @@ class Connection:
                 self.note("TCP %s" % ("reset" if self.reset else "EOF"))
                 break
             self.rbuf += chunk
-            if len(chunk) < (1 << 20):
+            # A short read emptied the socket; over TLS it is one record, and more may follow.
+            if len(chunk) < (1 << 20) and not tls:
                 break
         self._parse()
 
@@ -607,7 +660,11 @@ class Connection:
         if not rlist and not wlist:
             time.sleep(wait)
             return
+        if rlist and readable_now(self.sock):
+            wait = 0.0
         readable, writable, _ = select.select(rlist, wlist, [], wait)
+        if rlist and readable_now(self.sock):
+            readable = rlist
         if writable:
             self._write_some()
         if readable:
@@ -636,13 +693,21 @@ class Connection:
     def shutdown_and_close(self, drain=1.0):
         """Close our side first (FIN), give the peer a moment to close its side, then release."""
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            if isinstance(self.sock, ssl.SSLSocket):
+                # TLS's end of our sending direction is close_notify. (socket.shutdown on an SSLSocket
+                # would drop the TLS object and leave raw records to read.) Unwrapping sends it; it
+                # completes only once the peer's close_notify is in, which then means the end.
+                self.sock.unwrap()
+                self.eof = True
+            else:
+                self.sock.shutdown(socket.SHUT_WR)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
         except OSError:
             pass
         deadline = time.monotonic() + drain
         while not self.eof and time.monotonic() < deadline:
-            readable, _, _ = select.select([self.sock], [], [], max(0.0, deadline - time.monotonic()))
-            if readable:
+            if wait_readable(self.sock, max(0.0, deadline - time.monotonic())):
                 self._read_some()
         self.sock.close()
 

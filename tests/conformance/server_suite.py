@@ -2,6 +2,7 @@
 """duplex conformance suite, server side: a raw WebSocket client against an echo server.
 
   server_suite.py --echo PATH_TO_duplex-echo [--case 6.4.*] [--verbose] [--timeout SECONDS]
+                  [--tls --make-certs examples/tls_echo/make-certs.sh --certs DIR]
 
 Starts `PATH --urls http://127.0.0.1:0`, reads the port from its line
 `duplex-echo listening on http://127.0.0.1:PORT`, runs the handshake cases (0.x) and the Autobahn
@@ -13,6 +14,11 @@ process, `PATH --compression --urls ...`, started when a selected case needs it.
 The echo server echoes every received chunk with the same message type and end-of-message flag, so
 echoed messages may be fragmented differently from what was sent: they are reassembled before being
 compared. It answers a close frame with the same code and reason (an empty one with an empty one).
+
+With --tls every case runs over wss://: make-certs.sh makes a throwaway CA and server certificate in DIR,
+the echo server listens on https://127.0.0.1:0 with them, and each raw connection runs its TLS handshake
+(trusting that CA) before the case; the server's TLS layer then carries every frame, fragment, close and
+failure of the suite.
 
 Output: one line per case, `PASS <id> <description> [time]` or `FAIL <id>: <reason>`, then
 `N passed, M failed`. Exit status 1 if anything failed.
@@ -35,11 +41,12 @@ from autobahn_cases import CASES  # noqa: E402
 from compression_cases import compression_cases  # noqa: E402
 from harness import Case, CaseFailure, Tester, select_cases  # noqa: E402
 from pmdeflate import Codec, Negotiated, Params, check_response  # noqa: E402
+import rawws  # noqa: E402
 from rawws import (HandshakeError, OP_BINARY, OP_TEXT, check_upgrade_response, connect, header_tokens,  # noqa: E402
                    http_request, open_client, upgrade_request)
 
 HOST = "127.0.0.1"
-LISTENING = re.compile(r"listening on http://(\[[^\]]+\]|[^:/\s]+):(\d+)")
+LISTENING = re.compile(r"listening on https?://(\[[^\]]+\]|[^:/\s]+):(\d+)")
 TRACE_LINES = 120
 
 
@@ -216,15 +223,16 @@ HANDSHAKE_CASES += [
 
 
 class EchoServer:
-    def __init__(self, path, extra_args=()):
+    def __init__(self, path, extra_args=(), scheme="http"):
         self.path = path
         self.extra_args = list(extra_args)
+        self.scheme = scheme
         self.proc = None
         self.lines = queue.Queue()
         self.stderr_tail = collections.deque(maxlen=40)
 
     def start(self, timeout=15.0):
-        self.proc = subprocess.Popen([self.path] + self.extra_args + ["--urls", "http://%s:0" % HOST],
+        self.proc = subprocess.Popen([self.path] + self.extra_args + ["--urls", "%s://%s:0" % (self.scheme, HOST)],
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         threading.Thread(target=self._drain, args=(self.proc.stdout, self.lines), daemon=True).start()
@@ -233,7 +241,7 @@ class EchoServer:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise RuntimeError("no 'listening on http://%s:PORT' line within %.0f s" % (HOST, timeout))
+                raise RuntimeError("no 'listening on %s://%s:PORT' line within %.0f s" % (self.scheme, HOST, timeout))
             try:
                 line = self.lines.get(timeout=min(left, 0.2))
             except queue.Empty:
@@ -329,7 +337,18 @@ def main():
     parser.add_argument("--timeout", type=float, default=300.0, help="bound for the whole run (default 300 s)")
     parser.add_argument("--full-compression", action="store_true",
                         help="sections 12 and 13 with Autobahn's 1000 messages per case (slow)")
+    parser.add_argument("--tls", action="store_true", help="run every case over wss:// (needs --make-certs and --certs)")
+    parser.add_argument("--make-certs", help="path to examples/tls_echo/make-certs.sh")
+    parser.add_argument("--certs", help="directory for the throwaway CA and server certificate")
     args = parser.parse_args()
+    scheme, tls_args = "http", []
+    if args.tls:
+        if not args.make_certs or not args.certs:
+            parser.error("--tls needs --make-certs and --certs")
+        subprocess.run(["bash", args.make_certs, args.certs], check=True, timeout=60, stdout=subprocess.DEVNULL)
+        rawws.use_tls(os.path.join(args.certs, "ca.pem"))
+        scheme = "https"
+        tls_args = ["--cert", os.path.join(args.certs, "server.pem"), "--key", os.path.join(args.certs, "server.key")]
 
     all_cases = sorted(HANDSHAKE_CASES + CASES + compression_cases(args.full_compression), key=Case.sort_key)
     cases = select_cases(all_cases, args.case)
@@ -340,7 +359,8 @@ def main():
     started = time.monotonic()
     deadline = started + args.timeout
     passed = failed = 0
-    servers = {"plain": EchoServer(args.echo), "compression": EchoServer(args.echo, ["--compression"])}
+    servers = {"plain": EchoServer(args.echo, tls_args, scheme),
+               "compression": EchoServer(args.echo, ["--compression"] + tls_args, scheme)}
     ports = {}
     died_at = {}
     try:
