@@ -1,7 +1,7 @@
 // duplex::app — ASP.NET Core's application host for C++ coroutines: a middleware pipeline (use, map,
 // run), use_websockets(), static files, listening on URLs with worker threads, and a graceful shutdown.
 //
-//   duplex::app app(argc, argv);                        // honours --urls
+//   duplex::app app(argc, argv);                        // honours --urls and --threads
 //   app.use_websockets({.keep_alive_interval = 2min});
 //   app.use([](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> { ... });
 //   app.use_https({.certificate_chain_file = "server.pem", .private_key_file = "server.key"});   // for https://
@@ -190,6 +190,7 @@ public:
         }
         const http::headers no_extra_headers;
         co_await websocket_->accept(request, context.sub_protocol, no_extra_headers, compression);
+        buffer_.reset();  // this connection speaks WebSocket from now on: its HTTP read buffer is not needed
         websocket_->start_keep_alive(context.keep_alive_interval.value_or(options.keep_alive_interval),
                                      context.keep_alive_timeout.value_or(options.keep_alive_timeout));
         if (core_.stopping) begin_shutdown();
@@ -477,13 +478,17 @@ public:
     explicit app(app_options options = {}) : core_(std::make_unique<detail::app_core>()) {
         core_->options = std::move(options);
     }
-    // Honours --urls URL[;URL…] (or --urls=…) from the command line, ASP.NET's convention.
+    // Honours --urls URL[;URL…] (or --urls=…) from the command line, ASP.NET's convention, and
+    // --threads N (or --threads=N), which sets app_options::worker_threads; throws std::invalid_argument
+    // for a --threads that is not a number from 1 to 1024.
     app(int argc, char** argv, app_options options = {}) : app(std::move(options)) {
         if (argc > 0 && core_->options.name == "duplex") core_->options.name = std::filesystem::path(argv[0]).filename().string();
         for (int i = 1; i < argc; ++i) {
             const std::string_view arg = argv[i];
             if (arg == "--urls" && i + 1 < argc) command_line_urls_ = argv[++i];
             else if (arg.starts_with("--urls=")) command_line_urls_ = std::string(arg.substr(7));
+            else if (arg == "--threads" && i + 1 < argc) core_->options.worker_threads = parse_thread_count(argv[++i]);
+            else if (arg.starts_with("--threads=")) core_->options.worker_threads = parse_thread_count(arg.substr(10));
         }
     }
     app(const app&) = delete;
@@ -583,15 +588,21 @@ public:
                 throw std::invalid_argument("cannot serve " + url.text +
                                             ": https:// needs a certificate, configure one with app.use_https()");
         asio::io_context io(static_cast<int>(thread_count()));
-        std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> acceptors;
-        for (const auto& url : parsed) listen(io, url, acceptors);
-        if (acceptors.empty()) throw std::runtime_error("no address to listen on: " + chosen);
+        // SIGINT and SIGTERM are caught before "listening on" is printed: whoever starts the app on that
+        // line may stop it at once, and gets the graceful shutdown.
         asio::signal_set signals(io, SIGINT, SIGTERM);
         signals.async_wait([this](std::error_code ec, int) {
             if (!ec) stop();
         });
+        std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> acceptors;
         acceptors_ = &acceptors;
         io_ = &io;
+        for (const auto& url : parsed) listen(io, url, acceptors);
+        if (acceptors.empty()) {
+            io_ = nullptr;
+            acceptors_ = nullptr;
+            throw std::runtime_error("no address to listen on: " + chosen);
+        }
         std::vector<std::thread> workers;
         for (unsigned i = 1; i < thread_count(); ++i) workers.emplace_back([&io] { io.run(); });
         io.run();
@@ -623,6 +634,14 @@ public:
     }
 
 private:
+    static unsigned parse_thread_count(std::string_view text) {
+        unsigned n = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+        if (ec != std::errc{} || end != text.data() + text.size() || n == 0 || n > 1024)
+            throw std::invalid_argument("--threads needs a number of threads from 1 to 1024, not '" + std::string(text) + "'");
+        return n;
+    }
+
     unsigned thread_count() const {
         const auto configured = core_->options.worker_threads;
         return configured != 0 ? configured : std::max(1u, std::thread::hardware_concurrency());
@@ -672,8 +691,12 @@ private:
     awaitable<void> accept_loop(asio::io_context& io, std::shared_ptr<asio::ip::tcp::acceptor> acceptor,
                                 tls::shared_context tls_context) {
         for (;;) {
-            // Each connection gets a strand: its coroutines never run on two threads at once.
-            auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(io), detail::use_nothrow_awaitable);
+            // With several threads each connection gets a strand, so its coroutines never run on two
+            // threads at once. One thread needs none: a strand would cost every completion a second trip
+            // through the scheduler.
+            const auto executor = thread_count() == 1 ? asio::any_io_executor(io.get_executor())
+                                                      : asio::any_io_executor(asio::make_strand(io));
+            auto [ec, socket] = co_await acceptor->async_accept(executor, detail::use_nothrow_awaitable);
             if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
             if (ec) continue;  // e.g. out of file descriptors: keep serving the connections we have
             std::error_code ignored;
