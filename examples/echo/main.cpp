@@ -1,8 +1,14 @@
 // duplex-echo — the seed's sample app: its page at /, and at /ws a WebSocket that sends every message
 // straight back, over http:// and ws://, https:// and wss://, or both at once.
 //
-//   duplex-echo [--urls URL[;URL…]] [--wwwroot DIR] [--compression]
+//   duplex-echo [--urls URL[;URL…]] [--wwwroot DIR] [--compression] [--threads N]
+//               [--buffer-size BYTES] [--receive-buffer-size BYTES]
 //               [--cert FILE --key FILE [--handshake-timeout-ms N]]        (default http://localhost:5000)
+//
+// --threads sets the event loop's threads (default: one per hardware thread). --buffer-size sets the
+// echo's buffer (default 4096, the seed's; allocated once per connection) and --receive-buffer-size the
+// WebSocket's own read buffer (use_websockets' receive_buffer_size, default 4096): larger ones echo large
+// messages in fewer, larger pieces with fewer reads, as benchmarks/run does for 16 KiB and 1 MiB messages.
 //
 // --compression accepts permessage-deflate (RFC 7692) when a client offers it. It is off by default:
 // compressing secrets next to attacker-chosen data leaks them (CRIME/BREACH); an echo has no secrets.
@@ -19,6 +25,8 @@
 #include <chrono>
 #include <exception>
 #include <iostream>
+#include <memory>
+#include <span>
 #include <string_view>
 
 int main(int argc, char** argv) {
@@ -26,6 +34,12 @@ int main(int argc, char** argv) {
     bool compression = false;
     duplex::https_options https;
     long long handshake_timeout_ms = 0;
+    std::size_t buffer_size = 0;  // 0: the seed's 4 KiB array
+    duplex::websocket_options websockets{.keep_alive_interval = std::chrono::minutes(2)};
+    const auto positive = [](std::string_view value, auto& out) {
+        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+        return ec == std::errc{} && end == value.data() + value.size() && out > 0;
+    };
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         const bool has_value = i + 1 < argc;
@@ -34,10 +48,14 @@ int main(int argc, char** argv) {
         else if (arg == "--cert" && has_value) https.certificate_chain_file = argv[++i];
         else if (arg == "--key" && has_value) https.private_key_file = argv[++i];
         else if (arg == "--handshake-timeout-ms" && has_value) {
-            const std::string_view value = argv[++i];
-            const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), handshake_timeout_ms);
-            if (ec != std::errc{} || end != value.data() + value.size() || handshake_timeout_ms <= 0) {
+            if (!positive(argv[++i], handshake_timeout_ms)) {
                 std::cerr << "duplex-echo: --handshake-timeout-ms needs a positive number of milliseconds\n";
+                return 2;
+            }
+        } else if ((arg == "--buffer-size" || arg == "--receive-buffer-size") && has_value) {
+            auto& size = arg == "--buffer-size" ? buffer_size : websockets.receive_buffer_size;
+            if (!positive(argv[++i], size) || size > std::size_t{1} << 30) {
+                std::cerr << "duplex-echo: " << arg << " needs a number of bytes from 1 to 1 GiB\n";
                 return 2;
             }
         }
@@ -49,14 +67,19 @@ int main(int argc, char** argv) {
             if (handshake_timeout_ms > 0) https.handshake_timeout = std::chrono::milliseconds(handshake_timeout_ms);
             app.use_https(https);
         }
-        app.use_websockets({.keep_alive_interval = std::chrono::minutes(2)});
-        app.use([compression](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
+        app.use_websockets(websockets);
+        app.use([compression, buffer_size](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
             if (ctx.request.path == "/ws") {
                 if (ctx.websockets.is_websocket_request()) {
                     duplex::accept_context accept;  // named: g++ 12 destroys an aggregate temporary in co_await twice
                     accept.dangerous_enable_compression = compression;
                     auto ws = co_await ctx.websockets.accept_websocket(accept);
-                    co_await duplex::examples::echo(ws);
+                    if (buffer_size == 0) {
+                        co_await duplex::examples::echo(ws);
+                    } else {
+                        const auto buffer = std::make_unique_for_overwrite<std::byte[]>(buffer_size);
+                        co_await duplex::examples::echo(ws, std::span(buffer.get(), buffer_size));
+                    }
                 } else {
                     ctx.response.status_code = 400;
                 }

@@ -13,8 +13,8 @@ import urllib.request
 import websockets
 
 
-async def start(path):
-    process = await asyncio.create_subprocess_exec(path, "--urls", "http://127.0.0.1:0",
+async def start(path, *arguments):
+    process = await asyncio.create_subprocess_exec(path, "--urls", "http://127.0.0.1:0", *arguments,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     line = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
     match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
@@ -47,6 +47,46 @@ async def echo_sample(path):
             assert await ws.recv() == "hello sample"
     finally:
         await stop(process)
+
+
+def threads_of(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return int(re.search(r"^Threads:\s+(\d+)", status.read(), re.M).group(1))
+
+
+async def echo_sample_options(path):
+    """--threads sets the event loop's threads; --buffer-size and --receive-buffer-size only change how
+    large messages are cut into pieces, never what comes back; bad values stop the start with a message."""
+    for arguments, threads in [(["--threads", "1", "--buffer-size", "1048576", "--receive-buffer-size", "65536"], 1),
+                               (["--threads=3", "--buffer-size", "100", "--receive-buffer-size", "300"], 3)]:
+        process, port = await start(path, *arguments)
+        try:
+            for _ in range(50):  # the workers start after the "listening" line
+                if threads_of(process.pid) == threads:
+                    break
+                await asyncio.sleep(0.1)
+            assert threads_of(process.pid) == threads, (arguments, threads_of(process.pid))
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:
+                for size in [0, 1, 99, 100, 101, 4096, 65536, 65537, 1 << 20, 3 << 20]:
+                    text = "".join(chr(0x41 + (i * 7) % 26) if i % 5 else "é" for i in range(size // 2 + 1))[:size]
+                    binary = bytes((i * 31 + size) % 256 for i in range(size))
+                    await ws.send(text)
+                    assert await ws.recv() == text, (arguments, "text", size)
+                    await ws.send(binary)
+                    assert await ws.recv() == binary, (arguments, "binary", size)
+        finally:
+            await stop(process)
+    for _ in range(3):  # SIGTERM right on the "listening" line is a graceful shutdown too
+        process, _ = await start(path, "--threads", "2")
+        await stop(process)
+    for arguments, message in [(["--threads", "0"], "--threads needs a number of threads from 1 to 1024"),
+                               (["--threads", "two"], "--threads needs a number of threads from 1 to 1024"),
+                               (["--buffer-size", "0"], "--buffer-size needs a number of bytes"),
+                               (["--receive-buffer-size", "12k"], "--receive-buffer-size needs a number of bytes")]:
+        done = await asyncio.create_subprocess_exec(path, "--urls", "http://127.0.0.1:0", *arguments,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        output = (await asyncio.wait_for(done.communicate(), 10))[0].decode()
+        assert done.returncode != 0 and message in output and "listening" not in output, (arguments, done.returncode, output)
 
 
 async def background_processor(path):
@@ -92,6 +132,8 @@ def main():
     args = parser.parse_args()
     passed = failed = 0
     for name, check, path in [("echo sample app serves its page and echoes", echo_sample, args.echo),
+                              ("echo sample app: --threads, --buffer-size and --receive-buffer-size", echo_sample_options,
+                               args.echo),
                               ("background processor owns sockets until its tcs completes", background_processor,
                                args.background_processor),
                               ("routes map plain HTTP and WebSocket endpoints", routes, args.routes)]:
