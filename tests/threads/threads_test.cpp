@@ -35,7 +35,7 @@ std::string payload(int sender, int sequence, std::size_t size) {
 }
 
 std::size_t size_for(int sequence) {
-    constexpr std::size_t sizes[] = {7, 120, 3000, 20000, 64};  // 20000: the server's direct write path
+    constexpr std::size_t sizes[] = {7, 120, 3000, 70000, 64};  // 70000: the server's direct write path
     return sizes[static_cast<std::size_t>(sequence) % std::size(sizes)];
 }
 

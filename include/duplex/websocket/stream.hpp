@@ -14,6 +14,7 @@
 #include <duplex/config.hpp>
 #include <duplex/deflate/negotiation.hpp>
 #include <duplex/deflate/permessage.hpp>
+#include <duplex/detail/handler_allocator.hpp>
 #include <duplex/detail/mask_key_source.hpp>
 #include <duplex/detail/transport.hpp>
 #include <duplex/http/parser.hpp>
@@ -38,6 +39,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 #include <vector>
 
 namespace duplex::ws {
@@ -237,12 +239,8 @@ public:
 
     // ---- messages ----
 
-    awaitable<receive_result> receive(asio::mutable_buffer buffer) override {
-        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
-        check_can_receive();
-        flag_guard guard(receiving_);
-        co_return co_await next_piece(buffer);
-    }
+    // Not a coroutine itself: the receive runs in next_piece's frame alone (see there).
+    awaitable<receive_result> receive(asio::mutable_buffer buffer) override { return next_piece(buffer, true); }
 
     awaitable<receive_result> receive_message(std::vector<std::byte>& out, std::size_t max_size) override {
         return receive_whole(out, max_size);
@@ -281,7 +279,26 @@ public:
             header.rsv1 = op != opcode::continuation;  // RFC 7692 §6: the first frame of the message only
             append_compressed_frame(header, data, end_of_message);
         } else if (role_ == role::server && data.size() >= options_.direct_write_threshold) {
-            co_await write_direct(header, data);
+            // A large server payload leaves from the caller's buffer in one gather write with its header
+            // and anything queued before it. Written out here rather than in a coroutine of its own: a
+            // nested frame would be one more for asio's two-block frame cache to miss (see next_piece).
+            const peer_wait waiting(*this);  // the send timeout covers the wait and the write
+            while (writing_ && !failure_) co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
+            throw_if_failed();
+            writing_ = true;
+            std::array<std::byte, max_header_size> header_bytes;
+            const auto header_size = encode_header(header, header_bytes.data());
+            swap_output_buffers();
+            const std::array<asio::const_buffer, 3> buffers{asio::buffer(in_flight_),
+                                                            asio::buffer(header_bytes.data(), header_size), data};
+            auto [ec, n] = co_await asio::async_write(next_, buffers, counting_transfer_all{write_progress_},
+                                                      duplex::detail::use_nothrow_awaitable);
+            writing_ = false;
+            in_flight_.clear();
+            if (ec) on_write_error(ec);
+            else start_write();
+            notify();
+            throw_if_failed();
             co_return;
         } else {
             append_frame(header, data);
@@ -289,7 +306,8 @@ public:
         schedule_flush();
         if (out_.size() >= options_.send_queue_high_water) {
             const peer_wait waiting(*this);
-            while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
+            while (out_.size() >= options_.send_queue_high_water && !failure_)
+                co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
         }
         throw_if_failed();
     }
@@ -406,9 +424,16 @@ private:
         }
     }
 
-    // Reads what the transport has into the free end of the receive buffer, first moving a partial
-    // frame header to the front so it can be completed.
+    // Reads what the transport has into the free end of the receive buffer.
     awaitable<std::error_code> read_more() {
+        make_room_to_read();
+        auto [ec, n] = co_await next_.async_read_some(read_space(), duplex::detail::use_nothrow_awaitable);
+        rx_end_ += n;
+        co_return after_read(ec, n);
+    }
+
+    // Before a read: an empty buffer starts over; a full one moves its partial frame to the front.
+    void make_room_to_read() noexcept {
         if (rx_begin_ == rx_end_) {
             rx_begin_ = rx_end_ = 0;
         } else if (rx_end_ == rx_capacity_) {
@@ -416,32 +441,109 @@ private:
             rx_end_ -= rx_begin_;
             rx_begin_ = 0;
         }
-        auto [ec, n] = co_await next_.async_read_some(asio::buffer(rx_.get() + rx_end_, rx_capacity_ - rx_end_),
-                                                      duplex::detail::use_nothrow_awaitable);
-        rx_end_ += n;
+    }
+
+    asio::mutable_buffer read_space() noexcept { return asio::buffer(rx_.get() + rx_end_, rx_capacity_ - rx_end_); }
+
+    // After a read of `n` bytes: the error, with end of stream as asio::error::eof.
+    std::error_code after_read(std::error_code ec, std::size_t n) noexcept {
         if (!ec && n == 0) ec = asio::error::eof;
         if (n != 0 && keep_alive_timeout_ > std::chrono::steady_clock::duration::zero())
             last_received_ = std::chrono::steady_clock::now();
-        co_return ec;
+        return ec;
     }
 
-    // The heart of receive: delivers the next piece of data, handling control frames on the way.
-    awaitable<receive_result> next_piece(asio::mutable_buffer buffer) {
+    // The heart of receive: delivers the next piece of data, handling control frames on the way. With
+    // `receive_call` it is a whole receive() (state checks and the receive-in-progress flag included).
+    //
+    // Its frame must stay small: asio recycles coroutine frames of up to 1,020 bytes (a couple per thread)
+    // and allocates bigger ones on every call, and GCC gives every co_await its own slots in the frame.
+    // So the deciding is done by parse_step without suspending, and this coroutine has one co_await per
+    // kind of wait: reading, the send queue, failing, and the peer's close frame.
+    awaitable<receive_result> next_piece(asio::mutable_buffer buffer, bool receive_call = false) {
+        std::shared_ptr<stream_core> keep_alive;  // see "Lifetime" above
+        std::optional<flag_guard> receiving;
+        if (receive_call) {
+            keep_alive = this->shared_from_this();
+            check_can_receive();
+            receiving.emplace(receiving_);
+        }
+        auto step = parse_step(buffer);
+        for (;;) {
+            if (step.what == step_action::deliver)
+                co_return receive_result{step.count, message_kind_, step.end_of_message, std::nullopt, {}};
+            if (step.what == step_action::fail) co_await fail(step.errc, std::move(step.detail));
+            if (step.what == step_action::close_frame) co_return co_await on_close_frame(step.payload, step.count);
+
+            // A peer that makes us answer (pings) without reading our answers would grow the output queue
+            // without bound: past the high-water mark, stop reading until the queue drains.
+            if (out_.size() >= options_.send_queue_high_water) co_await wait_for_send_queue_room();
+            throw_if_failed();
+            const bool into_caller = step.what == step_action::read_into_caller;
+            if (!into_caller) make_room_to_read();
+            const auto space = into_caller ? asio::buffer(buffer.data(), step.count) : read_space();
+            auto [read_error, n] = co_await next_.async_read_some(space, duplex::detail::use_nothrow_awaitable);
+            if (!into_caller) rx_end_ += n;
+            const auto ec = after_read(read_error, n);
+            if (ec) co_await fail_transport(ec);
+            // (if/else, not ?:, for GCC 12: a conditional of class type in a coroutine is best avoided)
+            if (into_caller)
+                step = took_payload_directly(static_cast<std::byte*>(buffer.data()), n);
+            else
+                step = parse_step(buffer);
+        }
+    }
+
+    enum class step_action { deliver, read, read_into_caller, close_frame, fail };
+    struct receive_step {
+        step_action what;
+        std::size_t count = 0;               // deliver: bytes; read_into_caller: bytes wanted; close_frame: size
+        bool end_of_message = false;         // deliver
+        const std::byte* payload = nullptr;  // close_frame
+        websocket_errc errc{};               // fail
+        std::string detail{};                // fail
+    };
+
+    static receive_step failure(websocket_errc errc, std::string detail) {
+        return {step_action::fail, 0, false, nullptr, errc, std::move(detail)};
+    }
+
+    receive_step delivered(std::size_t count, bool end_of_message) {
+        if (end_of_message && !end_message()) return failure(websocket_errc::invalid_payload_data, incomplete_utf8);
+        return {step_action::deliver, count, end_of_message};
+    }
+
+    // `count` bytes of the current (uncompressed) frame's payload are in the caller's buffer, unmasked.
+    receive_step took_payload(const std::byte* destination, std::size_t count) {
+        frame_remaining_ -= count;
+        frame_offset_ += count;
+        if (message_kind_ == message_type::text && !utf8_.feed(destination, count))
+            return failure(websocket_errc::invalid_payload_data, "invalid UTF-8 in a text message");
+        if (frame_remaining_ == 0) in_frame_ = false;
+        return delivered(count, frame_remaining_ == 0 && frame_.fin);
+    }
+
+    receive_step took_payload_directly(std::byte* destination, std::size_t count) {
+        if (frame_.masked) apply_mask(destination, count, frame_.key, frame_offset_);
+        return took_payload(destination, count);
+    }
+
+    // Everything receive can do with what is buffered, without waiting: validates headers, answers pings,
+    // and delivers data into `buffer`; says what to wait for when that is all.
+    receive_step parse_step(asio::mutable_buffer buffer) {
         for (;;) {
             if (!in_frame_) {
                 frame_header header;
                 const auto decoded = decode_header(rx_.get() + rx_begin_, rx_end_ - rx_begin_, header);
-                if (decoded.status == decode_status::need_more) {
-                    co_await fill();
-                    continue;
-                }
+                if (decoded.status == decode_status::need_more) return {step_action::read};
                 if (decoded.status == decode_status::length_too_large)
-                    co_await fail(websocket_errc::protocol_error, "frame length has its most significant bit set");
-                co_await check_header(header);
-                rx_begin_ += decoded.header_size;
+                    return failure(websocket_errc::protocol_error, "frame length has its most significant bit set");
+                if (auto violation = header_violation(header)) return failure(violation->errc, std::move(violation->detail));
 
                 if (is_control(header.op)) {
-                    while (rx_end_ - rx_begin_ < header.payload_length) co_await fill();
+                    // Whole control frames only: the header is decoded again once the payload is in.
+                    if (rx_end_ - rx_begin_ - decoded.header_size < header.payload_length) return {step_action::read};
+                    rx_begin_ += decoded.header_size;
                     auto* payload = rx_.get() + rx_begin_;
                     const auto size = static_cast<std::size_t>(header.payload_length);
                     rx_begin_ += size;
@@ -452,11 +554,12 @@ private:
                             queue_frame(opcode::pong, payload, size);
                         }
                     } else if (header.op == opcode::close) {
-                        co_return co_await on_close_frame(payload, size);
+                        return {step_action::close_frame, size, false, payload};
                     }
                     continue;
                 }
 
+                rx_begin_ += decoded.header_size;
                 if (header.op != opcode::continuation) {
                     in_message_ = true;
                     message_kind_ = header.op == opcode::text ? message_type::text : message_type::binary;
@@ -481,8 +584,7 @@ private:
                     }
                     if (!receive_compressed_) {
                         in_frame_ = false;
-                        co_await end_message();
-                        co_return receive_result{0, message_kind_, true, std::nullopt, {}};
+                        return delivered(0, true);
                     }
                 }
                 continue;
@@ -490,56 +592,33 @@ private:
 
             if (receive_compressed_) {
                 auto piece = decompress_piece(buffer);
-                if (piece.status == piece_status::need_input) {
-                    co_await fill();
-                    continue;
-                }
+                if (piece.status == piece_status::need_input) return {step_action::read};
                 if (piece.status == piece_status::next_frame) continue;
                 if (piece.status == piece_status::corrupt)
-                    co_await fail(websocket_errc::invalid_payload_data, "invalid compressed data in a message");
+                    return failure(websocket_errc::invalid_payload_data, "invalid compressed data in a message");
                 if (piece.status == piece_status::too_big)
-                    co_await fail(websocket_errc::message_too_big,
-                                  "message exceeds the maximum size of " + std::to_string(message_limit_) + " bytes");
+                    return failure(websocket_errc::message_too_big,
+                                   "message exceeds the maximum size of " + std::to_string(message_limit_) + " bytes");
                 if (message_kind_ == message_type::text && !utf8_.feed(static_cast<const std::byte*>(buffer.data()), piece.count))
-                    co_await fail(websocket_errc::invalid_payload_data, "invalid UTF-8 in a text message");
-                const bool end_of_message = piece.status == piece_status::end_of_message;
-                if (end_of_message) co_await end_message();
-                co_return receive_result{piece.count, message_kind_, end_of_message, std::nullopt, {}};
+                    return failure(websocket_errc::invalid_payload_data, "invalid UTF-8 in a text message");
+                return delivered(piece.count, piece.status == piece_status::end_of_message);
             }
 
             // Inside a data frame's payload.
             const auto wanted = static_cast<std::size_t>(std::min<std::uint64_t>(frame_remaining_, buffer.size()));
             auto* destination = static_cast<std::byte*>(buffer.data());
-            std::size_t count;
             if (rx_begin_ != rx_end_) {
-                count = std::min(wanted, rx_end_ - rx_begin_);
+                const auto count = std::min(wanted, rx_end_ - rx_begin_);
                 if (frame_.masked)
                     copy_masked(destination, rx_.get() + rx_begin_, count, frame_.key, frame_offset_);
                 else
                     std::memcpy(destination, rx_.get() + rx_begin_, count);
                 rx_begin_ += count;
-            } else if (wanted >= rx_capacity_) {
-                // A large payload goes straight into the caller's buffer, never past the frame's end.
-                auto [ec, n] = co_await next_.async_read_some(asio::buffer(destination, wanted),
-                                                              duplex::detail::use_nothrow_awaitable);
-                if (!ec && n == 0) ec = asio::error::eof;
-                if (ec) co_await fail_transport(ec);
-                if (keep_alive_timeout_ > std::chrono::steady_clock::duration::zero())
-                    last_received_ = std::chrono::steady_clock::now();
-                count = n;
-                if (frame_.masked) apply_mask(destination, count, frame_.key, frame_offset_);
-            } else {
-                co_await fill();
-                continue;
+                return took_payload(destination, count);
             }
-            frame_remaining_ -= count;
-            frame_offset_ += count;
-            if (message_kind_ == message_type::text && !utf8_.feed(destination, count))
-                co_await fail(websocket_errc::invalid_payload_data, "invalid UTF-8 in a text message");
-            const bool end_of_message = frame_remaining_ == 0 && frame_.fin;
-            if (frame_remaining_ == 0) in_frame_ = false;
-            if (end_of_message) co_await end_message();
-            co_return receive_result{count, message_kind_, end_of_message, std::nullopt, {}};
+            // A large payload goes straight into the caller's buffer, never past the frame's end.
+            if (wanted >= rx_capacity_) return {step_action::read_into_caller, wanted};
+            return {step_action::read};
         }
     }
 
@@ -584,60 +663,60 @@ private:
         return {piece_status::need_input};
     }
 
-    // Reading is also where a peer that makes us answer (pings) without reading our answers would grow
-    // the output queue without bound: past the high-water mark, stop reading until the queue drains.
-    awaitable<void> fill() {
-        if (out_.size() >= options_.send_queue_high_water) {
-            const peer_wait waiting(*this);
-            while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
-        }
-        throw_if_failed();
-        const auto ec = co_await read_more();
-        if (ec) co_await fail_transport(ec);
+    awaitable<void> wait_for_send_queue_room() {
+        const peer_wait waiting(*this);
+        while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
     }
 
-    awaitable<void> end_message() {
+    static constexpr const char* incomplete_utf8 = "a text message ends inside a UTF-8 sequence";
+
+    // Ends the message being received; false when a text message ends inside a UTF-8 sequence.
+    bool end_message() noexcept {
         in_message_ = false;
-        if (message_kind_ == message_type::text && !utf8_.complete())
-            co_await fail(websocket_errc::invalid_payload_data, "a text message ends inside a UTF-8 sequence");
+        return message_kind_ != message_type::text || utf8_.complete();
     }
 
-    // The protocol rules a header must follow, given our role and where we are in a message.
-    awaitable<void> check_header(const frame_header& h) {
+    struct violation {
+        websocket_errc errc;
+        std::string detail;
+    };
+
+    // The protocol rules a header must follow, given our role and where we are in a message: the first
+    // one it breaks, if any.
+    std::optional<violation> header_violation(const frame_header& h) const {
+        using enum websocket_errc;
         if (h.rsv2 || h.rsv3 || (h.rsv1 && !compression_))
-            co_await fail(websocket_errc::protocol_error, "reserved bits set without a negotiated extension");
-        if (!is_known(h.op)) co_await fail(websocket_errc::protocol_error, "reserved opcode");
+            return violation{protocol_error, "reserved bits set without a negotiated extension"};
+        if (!is_known(h.op)) return violation{protocol_error, "reserved opcode"};
         // RFC 7692 §6.1: RSV1 marks a compressed message on its first frame, and nowhere else.
-        if (h.rsv1 && is_control(h.op)) co_await fail(websocket_errc::protocol_error, "RSV1 set on a control frame");
-        if (h.rsv1 && h.op == opcode::continuation)
-            co_await fail(websocket_errc::protocol_error, "RSV1 set on a continuation frame");
-        if (role_ == role::server && !h.masked)
-            co_await fail(websocket_errc::protocol_error, "a client sent an unmasked frame");
-        if (role_ == role::client && h.masked)
-            co_await fail(websocket_errc::protocol_error, "a server sent a masked frame");
+        if (h.rsv1 && is_control(h.op)) return violation{protocol_error, "RSV1 set on a control frame"};
+        if (h.rsv1 && h.op == opcode::continuation) return violation{protocol_error, "RSV1 set on a continuation frame"};
+        if (role_ == role::server && !h.masked) return violation{protocol_error, "a client sent an unmasked frame"};
+        if (role_ == role::client && h.masked) return violation{protocol_error, "a server sent a masked frame"};
         if (is_control(h.op)) {
-            if (!h.fin) co_await fail(websocket_errc::protocol_error, "fragmented control frame");
+            if (!h.fin) return violation{protocol_error, "fragmented control frame"};
             if (h.payload_length > max_control_payload)
-                co_await fail(websocket_errc::protocol_error, "control frame payload over 125 bytes");
-            co_return;
+                return violation{protocol_error, "control frame payload over 125 bytes"};
+            return std::nullopt;
         }
         if (h.op == opcode::continuation && !in_message_)
-            co_await fail(websocket_errc::protocol_error, "continuation frame without a message in progress");
+            return violation{protocol_error, "continuation frame without a message in progress"};
         if (h.op != opcode::continuation && in_message_)
-            co_await fail(websocket_errc::protocol_error, "new message started inside a fragmented message");
+            return violation{protocol_error, "new message started inside a fragmented message"};
         // A compressed message's limit is on its decompressed size, which the codec enforces (1009 too).
         const bool compressed = h.op == opcode::continuation ? receive_compressed_ : h.rsv1;
         const auto so_far = h.op == opcode::continuation ? message_size_ : 0;
         if (!compressed && so_far + h.payload_length > message_limit_)
-            co_await fail(websocket_errc::message_too_big,
-                          "message exceeds the maximum size of " + std::to_string(message_limit_) + " bytes");
+            return violation{message_too_big,
+                             "message exceeds the maximum size of " + std::to_string(message_limit_) + " bytes"};
         if (h.payload_length > options_.max_frame_size)
-            co_await fail(websocket_errc::frame_too_big,
-                          "frame exceeds the maximum size of " + std::to_string(options_.max_frame_size) + " bytes");
+            return violation{frame_too_big,
+                             "frame exceeds the maximum size of " + std::to_string(options_.max_frame_size) + " bytes"};
         const auto fragments = h.op == opcode::continuation ? message_fragments_ + 1 : 1;
         if (fragments > options_.max_fragments_per_message)
-            co_await fail(websocket_errc::too_many_fragments,
-                          "message exceeds " + std::to_string(options_.max_fragments_per_message) + " fragments");
+            return violation{too_many_fragments,
+                             "message exceeds " + std::to_string(options_.max_fragments_per_message) + " fragments"};
+        return std::nullopt;
     }
 
     awaitable<receive_result> on_close_frame(const std::byte* payload, std::size_t size) {
@@ -870,10 +949,21 @@ private:
     void schedule_flush() {
         if (flush_posted_ || writing_ || out_.empty()) return;
         flush_posted_ = true;
-        asio::post(next_.get_executor(), [self = this->shared_from_this()] {
+        auto flush = asio::bind_allocator(duplex::detail::handler_allocator<void>{}, [self = this->shared_from_this()] {
             self->flush_posted_ = false;
             self->start_write();
         });
+        // Posted to the io_context's own executor when that is what the transport runs on: through
+        // any_io_executor, every post costs a wrapper from asio's small recycling cache as well. (Asio
+        // 1.22's target<T>() does not check the type, so a strand would pass for it: compare first.)
+        auto executor = next_.get_executor();
+        if constexpr (std::is_same_v<decltype(executor), asio::any_io_executor>) {
+            if (executor.target_type() == typeid(asio::io_context::executor_type)) {
+                asio::post(*executor.template target<asio::io_context::executor_type>(), std::move(flush));
+                return;
+            }
+        }
+        asio::post(executor, std::move(flush));
     }
 
     // The output buffer and the one being written trade places on every write, so each keeps the
@@ -888,7 +978,10 @@ private:
         writing_ = true;
         swap_output_buffers();
         asio::async_write(next_, asio::buffer(in_flight_), counting_transfer_all{write_progress_},
-                          [self = this->shared_from_this()](std::error_code ec, std::size_t) { self->on_written(ec); });
+                          asio::bind_allocator(duplex::detail::handler_allocator<void>{},
+                                               [self = this->shared_from_this()](std::error_code ec, std::size_t) {
+                                                   self->on_written(ec);
+                                               }));
     }
 
     // asio::transfer_all that also counts the writes, for the send timeout to see the peer reading.
@@ -914,28 +1007,6 @@ private:
         if (state_ != websocket_state::closed) state_ = websocket_state::aborted;
         out_.clear();
         close_now();
-    }
-
-    // A large server payload leaves from the caller's buffer in one gather write with its header and
-    // anything queued before it.
-    awaitable<void> write_direct(const frame_header& header, asio::const_buffer data) {
-        const peer_wait waiting(*this);
-        while (writing_ && !failure_) co_await wait_for_event();
-        throw_if_failed();
-        writing_ = true;
-        std::array<std::byte, max_header_size> header_bytes;
-        const auto header_size = encode_header(header, header_bytes.data());
-        swap_output_buffers();
-        const std::array<asio::const_buffer, 3> buffers{asio::buffer(in_flight_),
-                                                        asio::buffer(header_bytes.data(), header_size), data};
-        auto [ec, n] = co_await asio::async_write(next_, buffers, counting_transfer_all{write_progress_},
-                                                  duplex::detail::use_nothrow_awaitable);
-        writing_ = false;
-        in_flight_.clear();
-        if (ec) on_write_error(ec);
-        else start_write();
-        notify();
-        throw_if_failed();
     }
 
     awaitable<void> wait_until_flushed() {
