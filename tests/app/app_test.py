@@ -29,6 +29,7 @@ class Server:
         self.process = subprocess.Popen([path, "--urls", "http://127.0.0.1:0", "--wwwroot", wwwroot],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = queue.Queue()
+        self.output = []  # every line the server printed, for checks after it exited
         self.port = None
         threading.Thread(target=self._pump, daemon=True).start()
         deadline = time.time() + 10
@@ -45,6 +46,7 @@ class Server:
 
     def _pump(self):
         for line in self.process.stdout:
+            self.output.append(line.rstrip("\n"))
             self.lines.put(line.rstrip("\n"))
 
     def wait_event(self, prefix, timeout=5.0):
@@ -270,6 +272,52 @@ class Suite:
                 data += chunk
             assert status_of(data) == 200 and data.endswith(b"hello idle"), data[:100]
 
+    def slow_download_outlives_request_timeout(self):
+        # request_timeout (0.5 s) bounds each stalled write, not the response: 32 MiB read in 1 MiB steps
+        # every 60 ms takes about 2 s and arrives whole.
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            s.settimeout(10)
+            s.connect(("127.0.0.1", self.server.port))
+            s.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            started = time.time()
+            data = bytearray()
+            while True:
+                step = bytearray()
+                while len(step) < 1 << 20:
+                    chunk = s.recv((1 << 20) - len(step))
+                    if not chunk:
+                        break
+                    step += chunk
+                data += step
+                if len(step) < 1 << 20:
+                    break
+                time.sleep(0.06)
+            took = time.time() - started
+        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        assert status_of(head) == 200, head[:100]
+        assert len(body) == 32 * 1024 * 1024, f"{len(body)} B of 32 MiB arrived in {took:.1f} s"
+        assert took > 1.0, f"the download took only {took:.1f} s: it did not outlast request_timeout"
+
+    def keep_alive_waits_idle_timeout_not_request_timeout(self):
+        # Between requests only idle_timeout (3 s) applies; request_timeout (0.5 s) starts with a request's
+        # first byte. A keep-alive client quiet for 1.5 s is still served, then closed about 3 s later.
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=15) as s:
+            for n in range(2):
+                if n:
+                    time.sleep(1.5)
+                s.sendall(f"GET /hello?n={n} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+                data = b""
+                while not data.endswith(f"hello n={n}".encode()):
+                    chunk = s.recv(65536)
+                    assert chunk, f"the connection was closed after {1.5 * n} s idle, before request {n}"
+                    data += chunk
+                assert status_of(data) == 200, data[:100]
+            answered = time.time()
+            assert s.recv(1) == b"", "an idle connection got data"
+            idle = time.time() - answered
+            assert idle > 2.0, f"closed {idle:.1f} s after the last response: not the 3 s idle timeout"
+
     # ---- static files ----
 
     def static_index(self):
@@ -457,7 +505,25 @@ class Suite:
         for c in clients:
             await c.send("before shutdown")
             assert await c.recv() == "before shutdown"
+        # A keep-alive response still being written at SIGTERM (the client reads slowly) is finished, then
+        # the connection is closed at once: the shutdown must not wait for a next request that never comes.
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        slow.settimeout(10)
+        slow.connect(("127.0.0.1", self.server.port))
+        slow.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        await asyncio.sleep(0.2)  # the server fills the socket buffers and waits for the client to read
         self.server.process.send_signal(signal.SIGTERM)
+        received = bytearray()
+        while True:
+            chunk = await asyncio.get_running_loop().run_in_executor(None, slow.recv, 1 << 20)
+            if not chunk:
+                break
+            received += chunk
+        slow.close()
+        head, _, body = bytes(received).partition(b"\r\n\r\n")
+        assert status_of(head) == 200, head[:100]
+        assert len(body) == 32 * 1024 * 1024 and body.count(b"b") == len(body), f"{len(body)} B of 32 MiB"
         for c in clients:
             try:
                 await asyncio.wait_for(c.recv(), 5)
@@ -468,6 +534,8 @@ class Suite:
         code = await asyncio.get_running_loop().run_in_executor(None, lambda: self.server.process.wait(timeout=8))
         assert code == 0, f"exit status {code}"
         assert self.server.wait_event("stopped", timeout=1) is not None
+        cut_off = [line for line in self.server.output if "shutdown_timeout passed" in line]
+        assert not cut_off, cut_off
 
 
 def make_wwwroot():
@@ -499,7 +567,9 @@ def main():
         for name in ["pipeline_order", "not_found", "keep_alive_requests", "request_body", "handler_exception_is_500",
                      "malformed_is_400", "uri_too_long_is_414", "head_too_large_is_431", "wrong_version_is_426",
                      "plain_get_on_ws_is_400", "slowloris_is_closed", "over_max_connections_is_503", "body_limit_is_413",
-                     "idle_timeout_closes_connection", "static_index",
+                     "idle_timeout_closes_connection",
+                     "keep_alive_waits_idle_timeout_not_request_timeout",
+                     "slow_download_outlives_request_timeout", "static_index",
                      "static_traversal", "echo", "origin_allowed", "origin_refused", "subprotocol",
                      "unoffered_subprotocol_is_refused_before_answering", "compression_from_accept_context",
                      "compression_window_out_of_range_is_refused_before_answering", "websocket_message_size_limit",

@@ -114,6 +114,11 @@ int main(int argc, char** argv) {
         ctx.response.body = ctx.request_body;
         co_return;
     });
+    // Large enough that its response is still being written when a client that reads slowly sends SIGTERM.
+    app.map("/big", [](duplex::http_context& ctx) -> duplex::awaitable<void> {
+        ctx.response.body.assign(32 * 1024 * 1024, 'b');
+        co_return;
+    });
     app.map("/throw", [](duplex::http_context&) -> duplex::awaitable<void> {
         throw std::runtime_error("handler failed on purpose");
         co_return;

@@ -77,7 +77,8 @@ struct app_options {
     // Connections beyond this are answered 503 and closed.
     std::size_t max_connections = 10'000;
     // A request head (and its body) must arrive in full within this once it has begun: a client that
-    // trickles its request (slowloris) is disconnected.
+    // trickles its request (slowloris) is disconnected. A response write that makes no progress for this
+    // long (the client stopped reading) is abandoned too; a slow download that keeps moving is not.
     std::chrono::steady_clock::duration request_timeout = std::chrono::seconds(10);
     // An HTTP keep-alive connection waiting for its next request is closed after this.
     std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(120);
@@ -159,8 +160,11 @@ public:
         ++core_.active_connections;
         const auto entry = core_.enroll(this->weak_from_this());
         try {
-            bool secured = true;
-            if constexpr (is_tls_transport<Transport>::value) secured = co_await handshake();
+            // A shutdown that began between the accept and the enrolment did not see this connection.
+            bool secured = !core_.stopping;
+            if (!secured) close_transport(transport_);
+            if constexpr (is_tls_transport<Transport>::value)
+                if (secured) secured = co_await handshake();
             if (secured) co_await serve();
         } catch (const std::exception& e) {
             if (!websocket_) std::cerr << core_.options.name << ": connection ended: " << e.what() << "\n";
@@ -271,12 +275,18 @@ private:
         for (;;) {
             begin_ += parser.feed(buffered());
             if (parser.status() != http::parse_status::need_more) break;
-            if (!started) {
+            waiting_for_request_ = parser.head_bytes() == 0;
+            if (!started && !waiting_for_request_) {
                 started = true;
                 arm_deadline(core_.options.request_timeout);
             }
-            waiting_for_request_ = parser.head_bytes() == 0;
-            const auto n = co_await read_some();
+            // A shutdown that came while the previous response was being written found the connection
+            // busy and left it to finish: it ends here, before waiting for another request.
+            std::size_t n = 0;
+            if (waiting_for_request_ && core_.stopping)
+                read_error_ = asio::error::operation_aborted;
+            else
+                n = co_await read_some();
             waiting_for_request_ = false;
             if (n == 0) {
                 co_await close_after_end_of_requests();
@@ -338,11 +348,18 @@ private:
         response.headers.set("Connection", keep_alive ? "keep-alive" : "close");
         std::string head;
         http::write_response_head(head, response.status_code, response.headers);
-        const bool with_body = ctx.request.method != "HEAD";
-        const std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
-                                                        asio::buffer(response.body.data(), with_body ? response.body.size() : 0)};
-        arm_deadline(core_.options.request_timeout);
-        co_await asio::async_write(transport_, buffers, use_nothrow_awaitable);
+        const auto body = asio::buffer(response.body.data(), ctx.request.method != "HEAD" ? response.body.size() : 0);
+        // request_timeout bounds each write, not the whole response: a large download to a slow client
+        // goes on as long as it moves, one that stops reading is cut off.
+        std::size_t written = 0;
+        while (written < head.size() + body.size()) {
+            arm_deadline(core_.options.request_timeout);
+            const std::array<asio::const_buffer, 2> rest{
+                asio::buffer(head) + written, body + (written > head.size() ? written - head.size() : 0)};
+            auto [ec, n] = co_await transport_.async_write_some(rest, use_nothrow_awaitable);
+            if (ec) break;
+            written += n;
+        }
         deadline_.cancel();
     }
 
@@ -743,6 +760,10 @@ private:
             timer.expires_after(std::chrono::milliseconds(20));
             co_await timer.async_wait(detail::use_nothrow_awaitable);
         }
+        // Said aloud, because what is cut off here gets no close_notify, close frame or end of response.
+        if (const std::size_t left = core_->active_connections; left != 0)
+            std::cerr << core_->options.name << ": shutdown_timeout passed with " << left
+                      << (left == 1 ? " connection" : " connections") << " still open; closing them\n";
         io.stop();
     }
 
