@@ -8,7 +8,9 @@
 
 #include <duplex/config.hpp>
 
+#include <chrono>
 #include <concepts>
+#include <ctime>
 #include <system_error>
 
 namespace duplex::detail {
@@ -58,6 +60,24 @@ void close_transport(Transport& t) noexcept {
 template <class Transport>
 bool transport_is_open(const Transport& t) noexcept {
     return t.lowest_layer().is_open();
+}
+
+// A socket we read directly, which can wait for data without a buffer (a 1-byte MSG_PEEK). Not a layer
+// with buffers of its own, such as TLS, whose data may wait inside it while the socket has none.
+template <class Transport>
+concept peekable_socket = requires(Transport& t, asio::mutable_buffer b) {
+    t.async_receive(b, asio::socket_base::message_peek, use_nothrow_awaitable);
+};
+
+// A clock for durations of seconds, cheap enough to read around every read (Linux: a few ns, 4 ms steps).
+inline std::chrono::steady_clock::duration coarse_now() noexcept {
+#if defined(CLOCK_MONOTONIC_COARSE)
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+#else
+    return std::chrono::steady_clock::now().time_since_epoch();
+#endif
 }
 
 }  // namespace duplex::detail

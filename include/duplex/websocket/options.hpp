@@ -24,6 +24,12 @@ struct stream_options {
     std::size_t max_fragments_per_message = 64 * 1024;
     // Bytes one read pulls from the transport; a receive into a larger buffer reads straight into it.
     std::size_t receive_buffer_size = 4 * 1024;
+    // Over a TCP socket the receive buffer is taken when data arrives and given back while the connection
+    // is quiet: a read that waited at least this long marks it quiet, and the next wait on an emptied
+    // buffer frees it and waits for data with a 1-byte MSG_PEEK instead (one extra syscall when data comes).
+    // A new connection starts quiet. Zero waits without a buffer every time; duration::max() keeps it for
+    // the connection's life. (TLS keeps its own buffers in the TLS layer, so there the buffer is kept.)
+    std::chrono::steady_clock::duration release_receive_buffer_after = std::chrono::seconds(1);
     // Bytes queued for sending beyond which send() waits for the peer to read (backpressure), and
     // receive stops reading (a peer's pings would otherwise queue pongs it does not read).
     std::size_t send_queue_high_water = 64 * 1024;

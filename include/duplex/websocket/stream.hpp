@@ -102,17 +102,19 @@ public:
           options_(options),
           message_limit_(options.max_message_size),
           rx_capacity_(std::max(options.receive_buffer_size, min_receive_buffer)),
-          rx_(std::make_unique_for_overwrite<std::byte[]>(rx_capacity_)),
           wake_(next_.get_executor(), asio::steady_timer::time_point::max()),
           deadline_(next_.get_executor()) {}
 
     Next& next_layer() noexcept { return next_; }
+    std::size_t receive_buffer_bytes() const noexcept { return rx_ ? rx_capacity_ : 0; }
 
     // Bytes that arrived before the stream took over the transport (e.g. read by an HTTP server along
     // with the upgrade request) and belong to the WebSocket.
     void prime(std::span<const std::byte> bytes) {
         if (bytes.size() > rx_capacity_ - rx_end_)
             throw std::length_error("more pre-read bytes than the receive buffer holds");
+        if (bytes.empty()) return;
+        take_receive_buffer();
         std::memcpy(rx_.get() + rx_end_, bytes.data(), bytes.size());
         rx_end_ += bytes.size();
     }
@@ -433,7 +435,8 @@ private:
     }
 
     // Before a read: an empty buffer starts over; a full one moves its partial frame to the front.
-    void make_room_to_read() noexcept {
+    void make_room_to_read() {
+        take_receive_buffer();
         if (rx_begin_ == rx_end_) {
             rx_begin_ = rx_end_ = 0;
         } else if (rx_end_ == rx_capacity_) {
@@ -441,6 +444,46 @@ private:
             rx_end_ -= rx_begin_;
             rx_begin_ = 0;
         }
+    }
+
+    void take_receive_buffer() {
+        if (!rx_) rx_ = std::make_unique_for_overwrite<std::byte[]>(rx_capacity_);
+    }
+
+    // Whether the next read of a quiet connection waits for data without a buffer, freeing its own (see
+    // stream_options::release_receive_buffer_after). Only with the buffer empty, and only over a socket.
+    bool wait_without_buffer() {
+        if constexpr (duplex::detail::peekable_socket<Next>) {
+            if (!measures_read_waits() || !receive_quiet_ || rx_begin_ != rx_end_) return false;
+            rx_.reset();
+            rx_begin_ = rx_end_ = 0;
+            return true;
+        } else {
+            return false;
+        }
+    }
+
+    // A read that waited release_receive_buffer_after marks the connection quiet. The clock is read only
+    // where that can happen.
+    bool measures_read_waits() const noexcept {
+        return duplex::detail::peekable_socket<Next> &&
+               options_.release_receive_buffer_after != std::chrono::steady_clock::duration::max();
+    }
+    std::chrono::steady_clock::duration read_wait_clock() const noexcept {
+        return measures_read_waits() ? duplex::detail::coarse_now() : std::chrono::steady_clock::duration{};
+    }
+    void note_read_wait(std::chrono::steady_clock::duration started) noexcept {
+        if (measures_read_waits())
+            receive_quiet_ = duplex::detail::coarse_now() - started >= options_.release_receive_buffer_after;
+    }
+
+    // One read from the transport: into `space`, or (peek) a wait for data that consumes nothing.
+    auto read_some(asio::mutable_buffer space, bool peek) {
+        if constexpr (duplex::detail::peekable_socket<Next>)
+            return next_.async_receive(space, peek ? asio::socket_base::message_peek : 0,
+                                       duplex::detail::use_nothrow_awaitable);
+        else
+            return next_.async_read_some(space, duplex::detail::use_nothrow_awaitable);
     }
 
     asio::mutable_buffer read_space() noexcept { return asio::buffer(rx_.get() + rx_end_, rx_capacity_ - rx_end_); }
@@ -480,17 +523,26 @@ private:
             if (out_.size() >= options_.send_queue_high_water) co_await wait_for_send_queue_room();
             throw_if_failed();
             const bool into_caller = step.what == step_action::read_into_caller;
-            if (!into_caller) make_room_to_read();
-            const auto space = into_caller ? asio::buffer(buffer.data(), step.count) : read_space();
-            auto [read_error, n] = co_await next_.async_read_some(space, duplex::detail::use_nothrow_awaitable);
-            if (!into_caller) rx_end_ += n;
+            const bool peek = !into_caller && wait_without_buffer();
+            if (!into_caller && !peek) make_room_to_read();
+            auto space = into_caller ? asio::buffer(buffer.data(), step.count) : read_space();
+            if (peek) space = asio::buffer(&peeked_, 1);
+            const auto read_started = read_wait_clock();
+            auto [read_error, n] = co_await read_some(space, peek);
             const auto ec = after_read(read_error, n);
             if (ec) co_await fail_transport(ec);
+            if (peek) {
+                receive_quiet_ = false;  // data came: read it (the peeked byte is still in the socket)
+                continue;
+            }
+            note_read_wait(read_started);
             // (if/else, not ?:, for GCC 12: a conditional of class type in a coroutine is best avoided)
-            if (into_caller)
+            if (into_caller) {
                 step = took_payload_directly(static_cast<std::byte*>(buffer.data()), n);
-            else
+            } else {
+                rx_end_ += n;
                 step = parse_step(buffer);
+            }
         }
     }
 
@@ -1171,8 +1223,10 @@ private:
     // Receiving.
     std::size_t message_limit_;
     std::size_t rx_capacity_;
-    std::unique_ptr<std::byte[]> rx_;
+    std::unique_ptr<std::byte[]> rx_;  // taken at the first read; freed while quiet (wait_without_buffer)
     std::size_t rx_begin_ = 0, rx_end_ = 0;
+    bool receive_quiet_ = true;  // the next wait on an empty buffer gives the buffer back (a new connection)
+    std::byte peeked_{};         // where a wait without buffer peeks; never read
     frame_header frame_;
     std::uint64_t frame_remaining_ = 0, frame_offset_ = 0, message_size_ = 0;
     std::size_t message_fragments_ = 0;  // frames of the message being received so far
@@ -1272,6 +1326,9 @@ public:
     }
     void abort() noexcept { core_->abort(); }
     websocket_state state() const noexcept { return core_->state(); }
+    // The memory the stream's receive buffer takes now: receive_buffer_size, or 0 while a quiet
+    // connection waits without one (stream_options::release_receive_buffer_after).
+    std::size_t receive_buffer_bytes() const noexcept { return core_->receive_buffer_bytes(); }
     const std::string& sub_protocol() const noexcept { return core_->sub_protocol(); }
     asio::any_io_executor get_executor() const { return core_->get_executor(); }
 

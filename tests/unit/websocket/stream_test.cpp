@@ -100,6 +100,45 @@ TEST_CASE("a text message arrives whole with its type and end of message") {
     }
 }
 
+TEST_CASE("a quiet connection waits without its receive buffer and takes it back when data comes") {
+    using namespace std::chrono_literals;
+    duplex::ws::stream_options options;
+    options.release_receive_buffer_after = 200ms;
+    with_pair(role::server, [](auto& stream, auto& peer) -> duplex::awaitable<void> {
+        std::array<std::byte, 64> buffer;
+        std::size_t held_while_waiting = 1;
+        // After `pause`, notes what the waiting stream holds, then sends `text`.
+        auto peer_sends = [&](std::chrono::milliseconds pause, std::string text) -> duplex::awaitable<void> {
+            asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+            co_await timer.async_wait(duplex::use_awaitable);
+            held_while_waiting = stream.receive_buffer_bytes();
+            co_await peer.send(frame(0x1, text));
+        };
+        using namespace asio::experimental::awaitable_operators;
+        // A new connection is quiet: its first wait holds no buffer.
+        auto first = co_await (stream.receive(asio::buffer(buffer)) && peer_sends(50ms, "first"));
+        CHECK(held_while_waiting == 0);
+        CHECK(std::string_view(reinterpret_cast<char*>(buffer.data()), first.count) == "first");
+        CHECK(stream.receive_buffer_bytes() == 4096);
+        // That read waited only for the peek: the connection is busy, the next wait keeps the buffer.
+        auto second = co_await (stream.receive(asio::buffer(buffer)) && peer_sends(300ms, "second"));
+        CHECK(held_while_waiting == 4096);
+        CHECK(std::string_view(reinterpret_cast<char*>(buffer.data()), second.count) == "second");
+        // That read waited 300 ms, past release_receive_buffer_after: the next wait gives the buffer back.
+        auto third = co_await (stream.receive(asio::buffer(buffer)) && peer_sends(50ms, "third"));
+        CHECK(held_while_waiting == 0);
+        CHECK(std::string_view(reinterpret_cast<char*>(buffer.data()), third.count) == "third");
+        // Back to back, with data waiting: every piece arrives (the peeked byte was not consumed).
+        co_await peer.send(frame(0x1, "fourth"));
+        co_await peer.send(frame(0x2, "fifth"));
+        auto fourth = co_await stream.receive(asio::buffer(buffer));
+        CHECK(std::string_view(reinterpret_cast<char*>(buffer.data()), fourth.count) == "fourth");
+        auto fifth = co_await stream.receive(asio::buffer(buffer));
+        CHECK(fifth.message_type == message_type::binary);
+        CHECK(std::string_view(reinterpret_cast<char*>(buffer.data()), fifth.count) == "fifth");
+    }, options);
+}
+
 TEST_CASE("a message larger than the caller's buffer arrives in pieces") {
     with_pair(role::server, [](auto& stream, auto& peer) -> duplex::awaitable<void> {
         co_await peer.send(frame(2, std::string(10000, 'x')));
