@@ -643,6 +643,11 @@ private:
             }
 
             if (receive_compressed_) {
+                // A zero-byte receive only waits for input (the codec cannot be asked for 0 bytes).
+                if (buffer.size() == 0) {
+                    if (rx_begin_ == rx_end_ && frame_remaining_ != 0) return {step_action::read};
+                    return {step_action::deliver, 0, false};
+                }
                 auto piece = decompress_piece(buffer);
                 if (piece.status == piece_status::need_input) return {step_action::read};
                 if (piece.status == piece_status::next_frame) continue;

@@ -40,7 +40,10 @@ public:
     explicit websocket(std::shared_ptr<detail::websocket_interface> impl) noexcept : impl_(std::move(impl)) {}
 
     // Receives the next piece of a message into `buffer` (at most its size), or the peer's close.
-    // One receive at a time.
+    // One receive at a time. With an empty buffer (as .NET's zero-byte ReceiveAsync) it waits until a
+    // message's data has arrived and returns count 0 with the message's type, consuming nothing (an empty
+    // message is received whole, end_of_message set): the caller can take a buffer only then, so that a
+    // quiet connection holds none. It costs a receive call per message (about 750 instructions, callgrind).
     awaitable<receive_result> receive(asio::mutable_buffer buffer) { return impl_->receive(buffer); }
 
     // Receives one whole message, replacing the contents of `out`. A message larger than `max_size`

@@ -319,6 +319,26 @@ TEST_CASE("deflate: a compressed message arrives whole, into buffers large and s
     }
 }
 
+TEST_CASE("deflate: a zero-byte receive waits for compressed data without consuming it") {
+    for (auto r : {role::server, role::client}) {
+        with_compressed_pair(r, [&](auto& stream, auto& peer, codec& peer_codec) -> duplex::awaitable<void> {
+            const auto text = chatty_text(20000, 3);
+            co_await peer.send(compressed_frame(1, compress(peer_codec, text), r));
+            const auto ready = co_await stream.receive(asio::mutable_buffer{});
+            CHECK(ready.count == 0);
+            CHECK(ready.message_type == message_type::text);
+            CHECK_FALSE(ready.end_of_message);
+            CHECK(co_await receive_all(stream, 4096, message_type::text) == text);
+            // An empty compressed message: the zero-byte receive leaves its end to the next receive.
+            co_await peer.send(compressed_frame(2, compress(peer_codec, {}), r));
+            const auto empty_ready = co_await stream.receive(asio::mutable_buffer{});
+            CHECK(empty_ready.count == 0);
+            CHECK(empty_ready.message_type == message_type::binary);
+            CHECK(co_await receive_all(stream, 4096, message_type::binary) == bytes{});
+        });
+    }
+}
+
 TEST_CASE("deflate: a compressed payload larger than the receive buffer, with a tiny receive buffer") {
     deflate_pair_options o;
     o.stream.receive_buffer_size = 256;

@@ -139,6 +139,69 @@ TEST_CASE("a quiet connection waits without its receive buffer and takes it back
     }, options);
 }
 
+TEST_CASE("a zero-byte receive waits for a message's data without a buffer and consumes nothing") {
+    using namespace std::chrono_literals;
+    duplex::ws::stream_options options;
+    options.release_receive_buffer_after = 0ms;  // every wait is buffer-less
+    with_pair(role::server, [](auto& stream, auto& peer) -> duplex::awaitable<void> {
+        std::array<std::byte, 64> buffer;
+        const auto as_text = [&](std::size_t n) { return std::string_view(reinterpret_cast<char*>(buffer.data()), n); };
+        std::size_t held_while_waiting = 1;
+        auto peer_sends = [&](std::vector<raw_frame> frames) -> duplex::awaitable<void> {
+            asio::steady_timer timer(co_await asio::this_coro::executor, 50ms);
+            co_await timer.async_wait(duplex::use_awaitable);
+            held_while_waiting = stream.receive_buffer_bytes();
+            for (auto& f : frames) co_await peer.send(f);
+        };
+        using namespace asio::experimental::awaitable_operators;
+        const asio::mutable_buffer nothing;
+        // A whole message: the zero-byte receive says what kind, the next receive gets all of it.
+        std::vector<raw_frame> frames1{frame(0x1, "hello")};
+        auto ready = co_await (stream.receive(nothing) && peer_sends(std::move(frames1)));
+        CHECK(held_while_waiting == 0);
+        CHECK(ready.count == 0);
+        CHECK(ready.message_type == message_type::text);
+        CHECK_FALSE(ready.end_of_message);
+        CHECK_FALSE(ready.close_status);
+        auto hello = co_await stream.receive(asio::buffer(buffer));
+        CHECK(as_text(hello.count) == "hello");
+        CHECK(hello.end_of_message);
+        // A fragmented message: between its fragments a zero-byte receive waits for the next one.
+        std::vector<raw_frame> frames2{frame(0x2, "ab", false)};
+        ready = co_await (stream.receive(nothing) && peer_sends(std::move(frames2)));
+        CHECK(ready.message_type == message_type::binary);
+        auto ab = co_await stream.receive(asio::buffer(buffer));
+        CHECK(as_text(ab.count) == "ab");
+        CHECK_FALSE(ab.end_of_message);
+        std::vector<raw_frame> frames3{frame(0x0, "cd")};
+        ready = co_await (stream.receive(nothing) && peer_sends(std::move(frames3)));
+        CHECK(ready.count == 0);
+        CHECK_FALSE(ready.end_of_message);
+        auto cd = co_await stream.receive(asio::buffer(buffer));
+        CHECK(as_text(cd.count) == "cd");
+        CHECK(cd.end_of_message);
+        // An empty message is received whole by the zero-byte receive.
+        std::vector<raw_frame> frames4{frame(0x2, "")};
+        ready = co_await (stream.receive(nothing) && peer_sends(std::move(frames4)));
+        CHECK(ready.count == 0);
+        CHECK(ready.message_type == message_type::binary);
+        CHECK(ready.end_of_message);
+        // A ping before the data is answered on the way; the close arrives as usual.
+        std::vector<raw_frame> frames5{frame(0x9, "p"), frame(0x1, "after ping")};
+        ready = co_await (stream.receive(nothing) && peer_sends(std::move(frames5)));
+        CHECK(ready.message_type == message_type::text);
+        auto pong = co_await peer.read_frame();
+        REQUIRE(pong);
+        CHECK(pong->opcode == 0xA);
+        auto after = co_await stream.receive(asio::buffer(buffer));
+        CHECK(as_text(after.count) == "after ping");
+        auto close = frame(0x8, "");
+        std::vector<raw_frame> frames6{close};
+        ready = co_await (stream.receive(nothing) && peer_sends(std::move(frames6)));
+        CHECK(ready.close_status == close_status::empty);
+    }, options);
+}
+
 TEST_CASE("a message larger than the caller's buffer arrives in pieces") {
     with_pair(role::server, [](auto& stream, auto& peer) -> duplex::awaitable<void> {
         co_await peer.send(frame(2, std::string(10000, 'x')));
