@@ -17,6 +17,7 @@
 #include <duplex/detail/handler_allocator.hpp>
 #include <duplex/detail/mask_key_source.hpp>
 #include <duplex/detail/transport.hpp>
+#include <duplex/detail/uninitialized_allocator.hpp>
 #include <duplex/http/parser.hpp>
 #include <duplex/http/response.hpp>
 #include <duplex/websocket/close_status.hpp>
@@ -253,7 +254,9 @@ public:
 
     awaitable<void> send(asio::const_buffer data, message_type type, bool end_of_message,
                          message_flags flags) override {
-        const auto keep_alive = this->shared_from_this();  // see "Lifetime" above
+        // See "Lifetime" above. Taken before the first wait only: until then the caller's handle, held
+        // across its co_await, keeps the core alive, and most sends never wait (two atomic operations saved).
+        std::shared_ptr<stream_core> keep_alive;
         check_can_send();
         if (type == message_type::close)
             throw std::invalid_argument("send a close with close() or close_output(), not send()");
@@ -284,6 +287,7 @@ public:
             // A large server payload leaves from the caller's buffer in one gather write with its header
             // and anything queued before it. Written out here rather than in a coroutine of its own: a
             // nested frame would be one more for asio's two-block frame cache to miss (see next_piece).
+            keep_alive = this->shared_from_this();
             const peer_wait waiting(*this);  // the send timeout covers the wait and the write
             while (writing_ && !failure_) co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
             throw_if_failed();
@@ -307,6 +311,7 @@ public:
         }
         schedule_flush();
         if (out_.size() >= options_.send_queue_high_water) {
+            keep_alive = this->shared_from_this();
             const peer_wait waiting(*this);
             while (out_.size() >= options_.send_queue_high_water && !failure_)
                 co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
@@ -504,10 +509,10 @@ private:
     // So the deciding is done by parse_step without suspending, and this coroutine has one co_await per
     // kind of wait: reading, the send queue, failing, and the peer's close frame.
     awaitable<receive_result> next_piece(asio::mutable_buffer buffer, bool receive_call = false) {
-        std::shared_ptr<stream_core> keep_alive;  // see "Lifetime" above
+        // See "Lifetime" above; taken before the first wait only, as in send.
+        std::shared_ptr<stream_core> keep_alive;
         std::optional<flag_guard> receiving;
         if (receive_call) {
-            keep_alive = this->shared_from_this();
             check_can_receive();
             receiving.emplace(receiving_);
         }
@@ -515,6 +520,7 @@ private:
         for (;;) {
             if (step.what == step_action::deliver)
                 co_return receive_result{step.count, message_kind_, step.end_of_message, std::nullopt, {}};
+            if (receive_call && !keep_alive) keep_alive = this->shared_from_this();
             if (step.what == step_action::fail) co_await fail(step.errc, std::move(step.detail));
             if (step.what == step_action::close_frame) co_return co_await on_close_frame(step.payload, step.count);
 
@@ -1242,7 +1248,8 @@ private:
     std::size_t rx_unmasked_ = 0;      // bytes of the current compressed frame at rx_begin_ already unmasked
 
     // Sending.
-    std::vector<std::byte> out_, in_flight_;
+    // Resized before being written: not zeroed first (uninitialized_allocator).
+    std::vector<std::byte, duplex::detail::uninitialized_allocator<std::byte>> out_, in_flight_;
     message_type send_message_type_ = message_type::binary;
     bool send_in_message_ = false, close_sent_ = false, writing_ = false, flush_posted_ = false,
          write_failed_ = false;
