@@ -369,8 +369,9 @@ public:
     void start_keep_alive(std::chrono::steady_clock::duration interval, std::chrono::steady_clock::duration timeout) {
         if (interval <= std::chrono::steady_clock::duration::zero() || keep_alive_timer_) return;
         keep_alive_timer_ = std::make_unique<asio::steady_timer>(next_.get_executor());
+        keep_alive_interval_ = interval;
         keep_alive_timeout_ = timeout;
-        asio::co_spawn(next_.get_executor(), keep_alive_loop(this->weak_from_this(), interval, timeout), asio::detached);
+        if (state_ == websocket_state::open) wait_to_ping();
     }
 
     // The request that owned this WebSocket has completed (ASP.NET's pipeline unwound): the connection
@@ -1133,36 +1134,42 @@ private:
         });
     }
 
-    // Holds the core only between waits, so an idle keep-alive never keeps a dropped socket alive.
-    static awaitable<void> keep_alive_loop(std::weak_ptr<stream_core> weak, std::chrono::steady_clock::duration interval,
-                                           std::chrono::steady_clock::duration timeout) {
-        for (;;) {
-            auto self = weak.lock();
-            if (!self || self->state_ != websocket_state::open) co_return;
-            auto& timer = *self->keep_alive_timer_;
-            timer.expires_after(interval);
-            self.reset();
-            const auto [interval_ended] = co_await timer.async_wait(duplex::detail::use_nothrow_awaitable);
-            if (interval_ended) co_return;  // cancelled: the connection is over
-            self = weak.lock();
-            if (!self || self->state_ != websocket_state::open) co_return;
-            const auto pinged_at = std::chrono::steady_clock::now();
-            self->queue_frame(opcode::ping, nullptr, 0);
-            if (timeout <= std::chrono::steady_clock::duration::zero()) continue;
-            timer.expires_after(timeout);
-            self.reset();
-            const auto [timeout_ended] = co_await timer.async_wait(duplex::detail::use_nothrow_awaitable);
-            if (timeout_ended) co_return;
-            self = weak.lock();
-            if (!self) co_return;
-            if (self->last_received_ < pinged_at && self->state_ == websocket_state::open) {
+    // The keep-alive: a ping every interval, and with a timeout, a check after it that something arrived
+    // since the ping. Plain timer callbacks rather than a coroutine: an idle connection then holds one
+    // pending wait (about 100 bytes) instead of a spawned coroutine's frames (about 600). The callbacks
+    // hold the core weakly, so an idle keep-alive never keeps a dropped socket alive.
+    void wait_to_ping() {
+        keep_alive_timer_->expires_after(keep_alive_interval_);
+        keep_alive_timer_->async_wait(asio::bind_allocator(
+            duplex::detail::handler_allocator<void>{}, [weak = this->weak_from_this()](std::error_code ec) {
+                if (ec) return;  // cancelled: the connection is over
+                if (auto self = weak.lock(); self && self->state_ == websocket_state::open) self->ping();
+            }));
+    }
+
+    void ping() {
+        const auto pinged_at = std::chrono::steady_clock::now();
+        queue_frame(opcode::ping, nullptr, 0);
+        if (keep_alive_timeout_ <= std::chrono::steady_clock::duration::zero()) {
+            wait_to_ping();
+            return;
+        }
+        keep_alive_timer_->expires_after(keep_alive_timeout_);
+        keep_alive_timer_->async_wait(asio::bind_allocator(
+            duplex::detail::handler_allocator<void>{},
+            [weak = this->weak_from_this(), pinged_at](std::error_code ec) {
+                if (ec) return;
+                const auto self = weak.lock();
+                if (!self || self->state_ != websocket_state::open) return;
+                if (self->last_received_ >= pinged_at) {
+                    self->wait_to_ping();
+                    return;
+                }
                 self->failure_ = make_error_code(websocket_errc::keep_alive_timeout);
                 self->state_ = websocket_state::aborted;
                 self->close_now();
                 self->notify();
-                co_return;
-            }
-        }
+            }));
     }
 
     // ---- waiting ----
@@ -1270,7 +1277,7 @@ private:
 
     // Keep-alive (off unless started) and the request's lifetime.
     std::unique_ptr<asio::steady_timer> keep_alive_timer_;
-    std::chrono::steady_clock::duration keep_alive_timeout_{};
+    std::chrono::steady_clock::duration keep_alive_interval_{}, keep_alive_timeout_{};
     std::chrono::steady_clock::time_point last_received_{};
     bool request_ended_ = false;
 };
