@@ -1,7 +1,7 @@
 // duplex-echo — the seed's sample app: its page at /, and at /ws a WebSocket that sends every message
 // straight back, over http:// and ws://, https:// and wss://, or both at once.
 //
-//   duplex-echo [--urls URL[;URL…]] [--wwwroot DIR] [--compression] [--threads N]
+//   duplex-echo [--urls URL[;URL…]] [--wwwroot DIR] [--compression] [--threads N] [--api awaitable|tokens]
 //               [--buffer-size BYTES] [--receive-buffer-size BYTES]
 //               [--cert FILE --key FILE [--handshake-timeout-ms N]]        (default http://localhost:5000)
 //
@@ -9,6 +9,9 @@
 // echo's buffer (default 4096, the seed's; allocated once per connection) and --receive-buffer-size the
 // WebSocket's own read buffer (use_websockets' receive_buffer_size, default 4096): larger ones echo large
 // messages in fewer, larger pieces with fewer reads, as benchmarks/run does for 16 KiB and 1 MiB messages.
+//
+// --api tokens runs the same echo written with completion handlers (callbacks) instead of co_await
+// (duplex::examples::callback_echo); the default is the seed's awaitable echo.
 //
 // --compression accepts permessage-deflate (RFC 7692) when a client offers it. It is off by default:
 // compressing secrets next to attacker-chosen data leaks them (CRIME/BREACH); an echo has no secrets.
@@ -32,6 +35,7 @@
 int main(int argc, char** argv) {
     std::string_view wwwroot = DUPLEX_ECHO_WWWROOT;
     bool compression = false;
+    bool callbacks = false;
     duplex::https_options https;
     long long handshake_timeout_ms = 0;
     std::size_t buffer_size = 0;  // 0: the seed's 4 KiB array
@@ -45,6 +49,14 @@ int main(int argc, char** argv) {
         const bool has_value = i + 1 < argc;
         if (arg == "--wwwroot" && has_value) wwwroot = argv[++i];
         else if (arg == "--compression") compression = true;
+        else if (arg == "--api" && has_value) {
+            const std::string_view api = argv[++i];
+            if (api != "awaitable" && api != "tokens") {
+                std::cerr << "duplex-echo: --api is awaitable or tokens\n";
+                return 2;
+            }
+            callbacks = api == "tokens";
+        }
         else if (arg == "--cert" && has_value) https.certificate_chain_file = argv[++i];
         else if (arg == "--key" && has_value) https.private_key_file = argv[++i];
         else if (arg == "--handshake-timeout-ms" && has_value) {
@@ -68,13 +80,15 @@ int main(int argc, char** argv) {
             app.use_https(https);
         }
         app.use_websockets(websockets);
-        app.use([compression, buffer_size](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
+        app.use([compression, buffer_size, callbacks](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
             if (ctx.request.path == "/ws") {
                 if (ctx.websockets.is_websocket_request()) {
                     duplex::accept_context accept;  // named: g++ 12 destroys an aggregate temporary in co_await twice
                     accept.dangerous_enable_compression = compression;
                     auto ws = co_await ctx.websockets.accept_websocket(accept);
-                    if (buffer_size == 0) {
+                    if (callbacks) {
+                        co_await duplex::examples::echo_with_callbacks(ws, buffer_size == 0 ? 4 * 1024 : buffer_size);
+                    } else if (buffer_size == 0) {
                         co_await duplex::examples::echo(ws);
                     } else {
                         const auto buffer = std::make_unique_for_overwrite<std::byte[]>(buffer_size);

@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
         ctx.response.headers.set("X-Trace", std::string(ctx.response.headers.get("X-Trace").value_or("")) + "<B");
     });
     app.map("/hello", [](duplex::http_context& ctx) -> duplex::awaitable<void> {
-        ctx.response.body = "hello " + ctx.request.query;
+        ctx.response.body = "hello " + ctx.request.query.raw();
         co_return;
     });
     app.map("/echo-body", [](duplex::http_context& ctx) -> duplex::awaitable<void> {

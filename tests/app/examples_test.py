@@ -107,6 +107,56 @@ async def background_processor(path):
         await stop(process)
 
 
+async def background_processor_keep_alive(path):
+    """The service only sends. With keep-alive pings (100 ms) and a timeout (300 ms), a client that answers
+    them (python websockets does, while it reads) gets every step; one that reads but never answers pings
+    is aborted: no close frame, and the service's send reports keep_alive_timeout."""
+    process, port = await start(path, "--steps", "15", "--step-ms", "100", "--keep-alive-interval-ms", "100",
+                                "--keep-alive-timeout-ms", "300")
+    output = []
+
+    async def collect():
+        while line := await process.stdout.readline():
+            output.append(line.decode())
+    collector = asyncio.create_task(collect())
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            messages = [await asyncio.wait_for(ws.recv(), 5) for _ in range(15)]
+            assert messages == [f"processing step {i} of 15" for i in range(1, 16)], messages
+            try:
+                await asyncio.wait_for(ws.recv(), 5)
+                raise AssertionError("expected the processor to close the socket")
+            except websockets.exceptions.ConnectionClosedOK:
+                pass
+        # A raw client: the upgrade, then it reads what comes and never answers a ping.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        received = b""
+        try:
+            while chunk := await asyncio.wait_for(reader.read(65536), 5):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        writer.close()
+        pings = received.count(b"\x89\x00")
+        assert pings >= 1, "the server sent no ping"
+        assert b"processing complete" not in received, "the processor finished: the silent peer was not detected"
+        assert b"of 15" in received and b"processing step 15 of 15" not in received, received[-200:]
+        for _ in range(50):
+            if any("keep-alive timeout" in line for line in output):
+                break
+            await asyncio.sleep(0.1)
+        assert any("background processor: a socket ended: " in line and "keep-alive timeout" in line
+                   for line in output), output
+    finally:
+        collector.cancel()
+        await stop(process)
+
+
 async def routes(path):
     process, port = await start(path)
     try:
@@ -136,6 +186,8 @@ def main():
                                args.echo),
                               ("background processor owns sockets until its tcs completes", background_processor,
                                args.background_processor),
+                              ("background processor: keep-alive without a pending receive finds a silent peer",
+                               background_processor_keep_alive, args.background_processor),
                               ("routes map plain HTTP and WebSocket endpoints", routes, args.routes)]:
         try:
             asyncio.run(asyncio.wait_for(check(path), 60))

@@ -46,13 +46,17 @@ namespace {
 
 using asio::ip::tcp;
 
+// The awaitable API (co_await, exceptions) or the completion-token API (callbacks, as_tuple).
+enum class api { awaitable, tokens };
+
 // With `compression`, both ends negotiate permessage-deflate with those options.
-duplex::awaitable<void> serve(tcp::acceptor& acceptor, std::optional<duplex::deflate::options> compression) {
+duplex::awaitable<void> serve(tcp::acceptor& acceptor, std::optional<duplex::deflate::options> compression, api style) {
     auto socket = co_await acceptor.async_accept(duplex::use_awaitable);
     duplex::ws::stream<tcp::socket> stream(std::move(socket), duplex::ws::role::server);
     co_await stream.accept(compression);
     auto ws = stream.as_websocket();
-    co_await duplex::examples::echo(ws);
+    if (style == api::tokens) co_await duplex::examples::echo_with_callbacks(ws);
+    else co_await duplex::examples::echo(ws);
 }
 
 struct counts {
@@ -64,7 +68,8 @@ struct counts {
 // `measured` ones, counting the allocations made while those flow. One coroutine does both, so that its
 // own frame (with a 64 KiB reply buffer) is allocated before the count starts.
 duplex::awaitable<void> exchange(duplex::websocket& ws, const std::vector<std::byte>& payload, std::size_t depth,
-                                 counts& result) {
+                                 counts& result, api style) {
+    using asio::experimental::as_tuple;
     const auto size = payload.size();
     std::array<std::byte, 64 * 1024> reply;
     std::size_t before = 0;
@@ -73,12 +78,25 @@ duplex::awaitable<void> exchange(duplex::websocket& ws, const std::vector<std::b
     while (received < total) {
         if (received == result.warm_up_messages) before = allocations.load();
         while (sent < total && sent - received < depth) {
-            co_await ws.send(asio::buffer(payload), duplex::message_type::binary);
+            if (style == api::tokens) {
+                auto [ec] = co_await ws.async_send(asio::buffer(payload), duplex::message_type::binary, true,
+                                                   duplex::message_flags::none, as_tuple(duplex::use_awaitable));
+                REQUIRE_FALSE(ec);
+            } else {
+                co_await ws.send(asio::buffer(payload), duplex::message_type::binary);
+            }
             ++sent;
         }
         std::size_t got = 0;
         for (;;) {
-            auto r = co_await ws.receive(asio::buffer(reply));
+            duplex::receive_result r;
+            if (style == api::tokens) {
+                auto [ec, piece] = co_await ws.async_receive(asio::buffer(reply), as_tuple(duplex::use_awaitable));
+                REQUIRE_FALSE(ec);
+                r = std::move(piece);
+            } else {
+                r = co_await ws.receive(asio::buffer(reply));
+            }
             got += r.count;
             if (r.end_of_message) break;
         }
@@ -103,12 +121,13 @@ std::vector<std::byte> chatty_payload(std::size_t size) {
     return out;
 }
 
-counts measure(std::size_t size, std::size_t depth, std::optional<duplex::deflate::options> compression = std::nullopt) {
+counts measure(std::size_t size, std::size_t depth, std::optional<duplex::deflate::options> compression = std::nullopt,
+               api style = api::awaitable) {
     asio::io_context io(1);
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     const auto port = acceptor.local_endpoint().port();
     counts result;
-    asio::co_spawn(io, serve(acceptor, compression), asio::detached);
+    asio::co_spawn(io, serve(acceptor, compression, style), asio::detached);
     asio::co_spawn(io, [&]() -> duplex::awaitable<void> {
         duplex::connect_options options;
         options.dangerous_deflate = compression;
@@ -116,7 +135,7 @@ counts measure(std::size_t size, std::size_t depth, std::optional<duplex::deflat
         const auto payload = compression ? chatty_payload(size) : std::vector<std::byte>(size, std::byte{'x'});
         result.warm_up_messages = 2000;
         result.measured_messages = 20000;
-        co_await exchange(ws, payload, depth, result);
+        co_await exchange(ws, payload, depth, result, style);
         co_await ws.close(duplex::close_status::normal_closure);
     }, [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
     io.run_for(std::chrono::seconds(50));
@@ -152,5 +171,17 @@ TEST_CASE("no allocation per message with permessage-deflate on both ends, with 
                                            << size << " B at depth " << depth << ", context takeover " << std::string(takeover ? "on" : "off"));
             CHECK(c.measured_allocations == 0);
         }
+    }
+}
+
+TEST_CASE("no allocation per message with the completion-token API: a callback echo and an as_tuple client") {
+    for (auto [size, depth] : {std::pair<std::size_t, std::size_t>{64, 1}, {64, 16}, {3000, 4}, {100000, 2}}) {
+        CAPTURE(size);
+        CAPTURE(depth);
+        const auto c = measure(size, depth, std::nullopt, api::tokens);
+        REQUIRE(c.measured_received == 20000);
+        MESSAGE(c.measured_allocations << " allocations over " << c.measured_messages << " messages of " << size
+                                       << " B at depth " << depth << " through completion tokens");
+        CHECK(c.measured_allocations == 0);
     }
 }

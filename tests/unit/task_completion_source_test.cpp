@@ -92,3 +92,35 @@ TEST_CASE("exceptions and cancellation reach every awaiter; void tasks") {
     CHECK(errors == 1);
     CHECK(cancellations == 1);
 }
+
+TEST_CASE("an awaiter of a task never completed is destroyed with its io_context, even one holding the task itself") {
+    struct counted {
+        int& destroyed;
+        ~counted() { ++destroyed; }
+    };
+    int destroyed = 0;
+    bool resumed = false;
+    duplex::task_completion_source<> outside;
+    {
+        asio::io_context io;
+        // One coroutine awaits a task held elsewhere; one awaits a task only it holds (a cycle through the
+        // task's state that nothing else could ever break).
+        asio::co_spawn(io, [&destroyed, &resumed, outside]() -> duplex::awaitable<void> {
+            counted guard{destroyed};
+            co_await outside.task();
+            resumed = true;
+        }, asio::detached);
+        asio::co_spawn(io, [&destroyed, &resumed]() -> duplex::awaitable<void> {
+            counted guard{destroyed};
+            duplex::task_completion_source<> mine;
+            co_await mine.task();
+            resumed = true;
+        }, asio::detached);
+        io.run_for(50ms);
+        CHECK(destroyed == 0);
+    }
+    CHECK(destroyed == 2);
+    CHECK_FALSE(resumed);
+    CHECK(outside.try_set_result());  // nobody is left waiting: completing it resumes no one
+    CHECK_FALSE(resumed);
+}

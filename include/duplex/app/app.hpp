@@ -137,7 +137,11 @@ public:
             if (url.scheme == "https" && !core_->https)
                 throw std::invalid_argument("cannot serve " + url.text +
                                             ": https:// needs a certificate, configure one with app.use_https()");
-        asio::io_context io(static_cast<int>(thread_count()));
+        // Shared: every accepted WebSocket retains it, so a handle kept beyond run() (or the app) is
+        // still destroyed cleanly; see the end of run().
+        const auto io_context = std::make_shared<detail::host_io_context>(static_cast<int>(thread_count()));
+        auto& io = *io_context;
+        core_->io = io_context;
         // SIGINT and SIGTERM are caught before "listening on" is printed: whoever starts the app on that
         // line may stop it at once, and gets the graceful shutdown.
         asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -151,14 +155,25 @@ public:
         if (acceptors.empty()) {
             io_ = nullptr;
             acceptors_ = nullptr;
+            core_->io.reset();
             throw std::runtime_error("no address to listen on: " + chosen);
         }
+        core_->log(log_level::information, std::to_string(thread_count()) + " worker thread" +
+                                                (thread_count() == 1 ? "" : "s") + ", at most " +
+                                                std::to_string(core_->options.max_connections) + " connections");
         std::vector<std::thread> workers;
         for (unsigned i = 1; i < thread_count(); ++i) workers.emplace_back([&io] { io.run(); });
         io.run();
         for (auto& w : workers) w.join();
         io_ = nullptr;
         acceptors_ = nullptr;
+        // No thread runs the io_context now. What the shutdown did not end (the shutdown timeout passed,
+        // or a handler keeps a socket in a map) ends here: the requests end, so that a handle kept
+        // beyond run() fails its operations at once, and the handlers still suspended are destroyed.
+        core_->abandon_connections();
+        signals.cancel();
+        io.shut_down();
+        core_->io.reset();
     }
 
     // Thread-safe: stops accepting, sends close 1001 to every WebSocket, waits up to shutdown_timeout
@@ -215,8 +230,9 @@ private:
         }
         // Said aloud, because what is cut off here gets no close_notify, close frame or end of response.
         if (const std::size_t left = core_->active_connections; left != 0)
-            std::cerr << core_->options.name << ": shutdown_timeout passed with " << left
-                      << (left == 1 ? " connection" : " connections") << " still open; closing them\n";
+            core_->log(log_level::warning, "shutdown_timeout passed with " + std::to_string(left) +
+                                               (left == 1 ? " connection" : " connections") +
+                                               " still open; closing them");
         io.stop();
     }
 

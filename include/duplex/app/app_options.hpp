@@ -2,6 +2,7 @@
 // every accepted WebSocket.
 #pragma once
 
+#include <duplex/app/logging.hpp>
 #include <duplex/http/parser.hpp>
 #include <duplex/websocket/options.hpp>
 
@@ -32,6 +33,8 @@ struct app_options {
     http::parser_limits http_limits{};
     // Limits and timeouts of accepted WebSockets (receive_buffer_size comes from websocket_options).
     ws::stream_options websocket_limits{};
+    // What the host logs, and where (app/logging.hpp).
+    logging_options logging{};
 };
 
 }  // namespace duplex

@@ -1,6 +1,9 @@
 // duplex — HTTP/1.1 message heads as plain values: header fields, requests, responses.
 #pragma once
 
+#include <duplex/http/detail/ascii.hpp>
+#include <duplex/http/query.hpp>
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -10,18 +13,6 @@
 namespace duplex::http {
 
 namespace detail {
-
-inline constexpr char ascii_lower(char c) noexcept {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-// Header names and list tokens are ASCII and compared without regard to case (RFC 9110 §5.1).
-inline constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-    return true;
-}
 
 inline constexpr bool is_optional_whitespace(char c) noexcept { return c == ' ' || c == '\t'; }
 
@@ -147,7 +138,7 @@ struct request {
     std::string method;
     std::string target;  // as sent: origin-form "/a/b?x=1", or absolute-form, authority-form, "*"
     std::string path;    // target before the first '?', not percent-decoded
-    std::string query;   // target after the first '?' (without it), empty when there is none
+    http::query_collection query;  // target after the first '?': raw() as sent, query("name") decoded
     int version_major = 1;
     int version_minor = 1;
     http::headers headers;

@@ -1,8 +1,10 @@
 // duplex::ws::stream<Next> — RFC 6455 over any Asio stream (TCP, TLS, a Unix socket, a test stream).
 //
 // A thin handle over detail::stream_core, which holds the connection's state; the operations are
-// defined by concern in websocket/impl/ (handshake, read, write, close, timers). All operations of one
-// stream must run on its executor (a strand when the io_context has several threads).
+// defined by concern in websocket/impl/ (handshake, read, write, close, timers). Its state is touched
+// only on its executor (a strand when the io_context has several threads): the messages and the close
+// may be started from anywhere and are carried there; the opening handshake (read_request, accept,
+// reject, handshake), start_keep_alive and end_request must be called on it.
 //
 // permessage-deflate (RFC 7692) is decided per connection at the handshake, not per type: accept() and
 // handshake() take the compression options, and the codec is built only when both ends agree. A
@@ -11,6 +13,7 @@
 #pragma once
 
 #include <duplex/websocket/detail/stream_core.hpp>
+#include <duplex/websocket/impl/async_ops.hpp>
 #include <duplex/websocket/impl/close.hpp>
 #include <duplex/websocket/impl/handshake.hpp>
 #include <duplex/websocket/impl/read.hpp>
@@ -61,23 +64,59 @@ public:
         return core_->handshake(host, target, sub_protocols, extra_headers, compression);
     }
 
-    awaitable<receive_result> receive(asio::mutable_buffer buffer) { return core_->receive(buffer); }
+    // The messages and the close, as duplex::websocket has them (see there): from any thread (an
+    // operation started where the stream's executor is not running is carried there), awaitable or with a
+    // completion token.
+    awaitable<receive_result> receive(asio::mutable_buffer buffer) {
+        return duplex::detail::on_socket_executor(*core_, core_->receive(buffer));
+    }
     awaitable<receive_result> receive_message(std::vector<std::byte>& out, std::size_t max_size) {
-        return core_->receive_message(out, max_size);
+        return duplex::detail::on_socket_executor(*core_, core_->receive_message(out, max_size));
     }
     awaitable<receive_result> receive_message(std::string& out, std::size_t max_size) {
-        return core_->receive_message(out, max_size);
+        return duplex::detail::on_socket_executor(*core_, core_->receive_message(out, max_size));
     }
     awaitable<void> send(asio::const_buffer data, message_type type, bool end_of_message = true,
                          message_flags flags = message_flags::none) {
-        return core_->send(data, type, end_of_message, flags);
+        return duplex::detail::on_socket_executor(*core_, core_->send(data, type, end_of_message, flags));
     }
     awaitable<void> close(close_status status, std::string_view description = {}) {
-        return core_->close(status, description);
+        return duplex::detail::on_socket_executor(*core_, core_->close(status, description));
     }
     awaitable<void> close_output(close_status status, std::string_view description = {}) {
-        return core_->close_output(status, description);
+        return duplex::detail::on_socket_executor(*core_, core_->close_output(status, description));
     }
+
+    template <class Token>
+    auto async_receive(asio::mutable_buffer buffer, Token&& token) {
+        return duplex::detail::async_receive_operation(std::forward<Token>(token), core_, buffer);
+    }
+    template <class Token>
+    auto async_receive_message(std::string& out, std::size_t max_size, Token&& token) {
+        return duplex::detail::async_operation<receive_result>(
+            std::forward<Token>(token), core_, [&out, max_size](auto& s) { return s.receive_message(out, max_size); });
+    }
+    template <class Token>
+    auto async_receive_message(std::vector<std::byte>& out, std::size_t max_size, Token&& token) {
+        return duplex::detail::async_operation<receive_result>(
+            std::forward<Token>(token), core_, [&out, max_size](auto& s) { return s.receive_message(out, max_size); });
+    }
+    template <class Token>
+    auto async_send(asio::const_buffer data, message_type type, bool end_of_message, message_flags flags,
+                    Token&& token) {
+        return duplex::detail::async_send_operation(std::forward<Token>(token), core_, data, type, end_of_message, flags);
+    }
+    template <class Token>
+    auto async_close(close_status status, std::string_view description, Token&& token) {
+        return duplex::detail::async_operation_void(std::forward<Token>(token), core_,
+                                                    [=](auto& s) { return s.close(status, description); });
+    }
+    template <class Token>
+    auto async_close_output(close_status status, std::string_view description, Token&& token) {
+        return duplex::detail::async_operation_void(std::forward<Token>(token), core_,
+                                                    [=](auto& s) { return s.close_output(status, description); });
+    }
+
     void abort() noexcept { core_->abort(); }
     websocket_state state() const noexcept { return core_->state(); }
     // The memory the stream's receive buffer takes now: receive_buffer_size, or 0 while a quiet
@@ -90,6 +129,8 @@ public:
         core_->start_keep_alive(interval, timeout);
     }
     void end_request() noexcept { core_->end_request(); }
+    // Keeps `dependency` (e.g. the io_context the transport runs on) alive as long as the stream.
+    void retain(std::shared_ptr<void> dependency) noexcept { core_->retain(std::move(dependency)); }
 
     // What permessage-deflate the handshake agreed, from this end's point of view; empty when none.
     std::optional<duplex::deflate::negotiated> compression() const { return core_->compression(); }

@@ -1,10 +1,13 @@
 // What the connections of a duplex::app share with it: the pipeline, the options, the https
-// configuration, and the registry of live connections that a graceful shutdown walks.
+// configuration, the log, the io_context, and the registry of live connections that a graceful
+// shutdown walks.
 #pragma once
 
 #include <duplex/app/app_options.hpp>
 #include <duplex/app/https_options.hpp>
+#include <duplex/app/logging.hpp>
 #include <duplex/app/pipeline.hpp>
+#include <duplex/config.hpp>
 
 #include <atomic>
 #include <list>
@@ -12,14 +15,27 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace duplex::detail {
+
+// The app's io_context, with the shutdown that its destructor would do available earlier: run() ends
+// every handler still pending while the io_context itself lives on for the handles that outlive run().
+class host_io_context : public asio::io_context {
+public:
+    using asio::io_context::io_context;
+    void shut_down() { shutdown(); }
+};
 
 class connection_base {
 public:
     // Thread-safe: asks the connection to end (WebSockets get close 1001, idle HTTP connections close).
     virtual void begin_shutdown() = 0;
+    // The app is gone (run() is returning and no thread runs the io_context any more): the request ends
+    // now, on the calling thread, so that a WebSocket handle kept beyond run() fails its operations at
+    // once instead of waiting on an io_context nobody runs.
+    virtual void abandon() noexcept = 0;
 
 protected:
     ~connection_base() = default;
@@ -29,6 +45,9 @@ protected:
 struct app_core {
     std::vector<middleware> pipeline;
     app_options options;
+    // While run() runs. Every accepted WebSocket retains it (ws::stream::retain), so a handle kept
+    // beyond run() and the app is still destroyed cleanly.
+    std::shared_ptr<asio::io_context> io;
     std::optional<https_options> https;  // set by use_https, with its context loaded
     std::atomic<std::size_t> active_connections{0};
     std::atomic<bool> stopping{false};
@@ -47,13 +66,26 @@ struct app_core {
         registry.erase(at);
     }
     void shut_down_connections() {
+        for (auto& c : live_connections()) c->begin_shutdown();
+    }
+    void abandon_connections() {
+        for (auto& c : live_connections()) c->abandon();
+    }
+    std::vector<std::shared_ptr<connection_base>> live_connections() {
         std::vector<std::shared_ptr<connection_base>> live;
-        {
-            std::lock_guard lock(registry_mutex);
-            for (auto& weak : registry)
-                if (auto c = weak.lock()) live.push_back(std::move(c));
-        }
-        for (auto& c : live) c->begin_shutdown();
+        std::lock_guard lock(registry_mutex);
+        for (auto& weak : registry)
+            if (auto c = weak.lock()) live.push_back(std::move(c));
+        return live;
+    }
+
+    bool logs(log_level level) const noexcept {
+        return level >= options.logging.minimum_level && options.logging.minimum_level != log_level::none;
+    }
+    void log(log_level level, std::string_view message) const {
+        if (!logs(level)) return;
+        if (options.logging.sink) options.logging.sink(level, message);
+        else write_log_line(options.name, level, message);
     }
 };
 

@@ -18,7 +18,6 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
-#include <iostream>
 #include <memory>
 #include <optional>
 #include <span>
@@ -27,6 +26,12 @@
 #include <type_traits>
 
 namespace duplex::detail {
+
+template <class Transport>
+asio::ip::tcp::endpoint remote_endpoint(Transport& transport) {
+    std::error_code ignored;
+    return transport.lowest_layer().remote_endpoint(ignored);
+}
 
 template <class Transport>
 struct is_tls_transport : std::false_type {};
@@ -63,12 +68,16 @@ public:
                 if (secured) secured = co_await handshake();
             if (secured) co_await serve();
         } catch (const std::exception& e) {
-            if (!websocket_) std::cerr << core_.options.name << ": connection ended: " << e.what() << "\n";
+            core_.log(log_level::debug, "connection from " + peer() + " ended: " + e.what());
         }
         if (websocket_) websocket_->end_request();
         deadline_.cancel();
         core_.withdraw(entry);
         --core_.active_connections;
+    }
+
+    void abandon() noexcept override {
+        if (websocket_) websocket_->end_request();
     }
 
     void begin_shutdown() override {
@@ -80,6 +89,7 @@ public:
         auto limits = core_.options.websocket_limits;
         limits.receive_buffer_size = options.receive_buffer_size;
         websocket_.emplace(std::move(transport_), ws::role::server, limits);
+        websocket_->retain(core_.io);
         websocket_->prime(std::span(buffer_.get() + begin_, end_ - begin_));
         begin_ = end_ = 0;
         std::optional<duplex::deflate::options> compression;
@@ -137,11 +147,11 @@ private:
                 failure = std::current_exception();
             }
             if (ctx.websockets.accepted()) {
-                if (failure) std::rethrow_exception(failure);
+                if (failure) report(failure, ctx.request, true);
                 co_return;
             }
             if (failure) {
-                report(failure);
+                report(failure, ctx.request, false);
                 ctx.response = {};
                 ctx.response.status_code = 500;
             }
@@ -154,14 +164,48 @@ private:
         }
     }
 
-    void report(std::exception_ptr failure) const {
+    // A handler's exception, with the connection and the request it came from. A WebSocket that its
+    // peer ended (it vanished, broke the protocol, read too slowly) is the peer's doing, not the
+    // handler's: debug. Anything else is a failure of the handler: error.
+    void report(std::exception_ptr failure, const http::request& request, bool websocket) const {
+        auto level = log_level::error;
+        std::string what;
         try {
             std::rethrow_exception(failure);
+        } catch (const websocket_error& e) {
+            if (websocket && e.code().category() == websocket_category() && ended_by_peer(e.code()))
+                level = log_level::debug;
+            what = e.what();
         } catch (const std::exception& e) {
-            std::cerr << core_.options.name << ": request failed: " << e.what() << "\n";
+            what = e.what();
         } catch (...) {
-            std::cerr << core_.options.name << ": request failed with a non-standard exception\n";
+            what = "a non-standard exception";
         }
+        if (!core_.logs(level)) return;
+        core_.log(level, (websocket ? "WebSocket handler for " : "request ") + request.method + " " + request.target +
+                             " from " + peer() + " failed" + (websocket ? "" : " (500)") + ": " + what);
+    }
+
+    static bool ended_by_peer(std::error_code ec) noexcept {
+        switch (static_cast<websocket_errc>(ec.value())) {
+        case websocket_errc::protocol_error:
+        case websocket_errc::invalid_payload_data:
+        case websocket_errc::message_too_big:
+        case websocket_errc::connection_closed_prematurely:
+        case websocket_errc::close_timeout:
+        case websocket_errc::keep_alive_timeout:
+        case websocket_errc::frame_too_big:
+        case websocket_errc::too_many_fragments:
+        case websocket_errc::send_queue_full:
+        case websocket_errc::send_timeout: return true;
+        default: return false;
+        }
+    }
+
+    // "address:port" of the client, for the log.
+    std::string peer() const {
+        const auto address = peer_.address().to_string();
+        return (peer_.address().is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(peer_.port());
     }
 
     // Reads one request head. The idle timeout runs until its first byte, the request timeout after.
@@ -339,6 +383,7 @@ private:
 
     Transport transport_;
     typename Transport::executor_type transport_executor_ = transport_.get_executor();
+    asio::ip::tcp::endpoint peer_ = remote_endpoint(transport_);
     app_core& core_;
     std::unique_ptr<std::byte[]> buffer_;
     std::size_t begin_ = 0, end_ = 0;

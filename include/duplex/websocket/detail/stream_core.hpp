@@ -8,8 +8,10 @@
 //   impl/timers.hpp      keep-alive pings, the send timeout, handshake and close deadlines
 //
 // The core is shared (std::shared_ptr) by every handle of the connection, so a flush still in flight
-// when the last handle goes away finishes safely. All operations of one stream run on its executor (a
-// strand when the io_context has several threads).
+// when the last handle goes away finishes safely. Its operations run on its executor (a strand when the
+// io_context has several threads); the handles (ws::stream, duplex::websocket) take callers on other
+// threads there (detail/operation.hpp). Only state(), abort() and can_start_here() may be called from
+// anywhere.
 #pragma once
 
 #include <duplex/config.hpp>
@@ -22,6 +24,7 @@
 #include <duplex/http/parser.hpp>
 #include <duplex/http/response.hpp>
 #include <duplex/websocket/close_status.hpp>
+#include <duplex/websocket/detail/operation.hpp>
 #include <duplex/websocket/error.hpp>
 #include <duplex/websocket/frame.hpp>
 #include <duplex/websocket/handshake.hpp>
@@ -34,6 +37,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -107,6 +111,10 @@ public:
           deadline_(next_.get_executor()) {}
 
     Next& next_layer() noexcept { return next_; }
+
+    // Keeps `dependency` alive as long as the stream: the app host passes its io_context, so that a
+    // handle kept after app::run() returned is still destroyed cleanly.
+    void retain(std::shared_ptr<void> dependency) noexcept { retained_ = std::move(dependency); }
     std::size_t receive_buffer_bytes() const noexcept { return rx_ ? rx_capacity_ : 0; }
 
     // Bytes that arrived before the stream took over the transport (e.g. read by an HTTP server along
@@ -139,20 +147,34 @@ public:
     }
     awaitable<void> send(asio::const_buffer data, message_type type, bool end_of_message, message_flags flags) override;
 
+    // The same, driven by completion handlers, for the token forms (impl/async_ops.hpp).
+    void start_receive(asio::mutable_buffer buffer, duplex::detail::receive_completion completion) override;
+    void start_send(asio::const_buffer data, message_type type, bool end_of_message, message_flags flags,
+                    duplex::detail::send_completion completion) override;
+
     // The close handshake and the connection's end (impl/close.hpp).
     awaitable<void> close(close_status status, std::string_view description) override;
     awaitable<void> close_output(close_status status, std::string_view description) override;
     // The request that owned this WebSocket has completed (ASP.NET's pipeline unwound): the connection
     // is dropped unless it already closed, and every later operation fails with request_ended.
     void end_request() noexcept;
+    // From any thread: on another, the abort is posted to the socket's executor.
     void abort() noexcept override;
 
+    // Whether an operation may start on the calling thread: it runs the socket's executor, or the
+    // socket's request has ended (every operation then fails at once, wherever it runs).
+    bool can_start_here() const noexcept override {
+        return request_ended_.load(std::memory_order_relaxed) ||
+               duplex::detail::running_in(const_cast<Next&>(next_).get_executor());
+    }
+
     // Pings the peer every `interval`; with a non-zero `timeout`, a peer from which no byte arrives
-    // within `timeout` of a ping is aborted and the pending receive fails with keep_alive_timeout.
-    // Bytes are read only while a receive is pending, as in ASP.NET: keep one pending (impl/timers.hpp).
+    // within `timeout` of a ping is aborted and the pending receive (or the next operation) fails with
+    // keep_alive_timeout. Without a receive pending, the keep-alive reads the answer itself
+    // (read_while_idle), so a handler that only sends learns that its peer is gone (impl/timers.hpp).
     void start_keep_alive(std::chrono::steady_clock::duration interval, std::chrono::steady_clock::duration timeout);
 
-    websocket_state state() const noexcept override { return state_; }
+    websocket_state state() const noexcept override { return state_.load(std::memory_order_relaxed); }
     const std::string& sub_protocol() const noexcept override { return sub_protocol_; }
     std::optional<duplex::deflate::negotiated> compression() const {
         if (!compression_) return std::nullopt;
@@ -202,6 +224,27 @@ private:
     std::error_code after_read(std::error_code ec, std::size_t n) noexcept;
 
     awaitable<receive_result> next_piece(asio::mutable_buffer buffer, bool receive_call = false);
+    awaitable<bool> wait_before_reading();
+    [[noreturn]] void receive_canceled();
+    const std::byte* take_control_frame(const frame_header& header, std::size_t header_size);
+
+    // Reading while no receive is pending: the keep-alive's answer (impl/read.hpp).
+    void read_while_idle();
+    void on_idle_read(std::error_code ec, std::size_t n);
+    void take_idle_control_frames();
+
+    // Marks a receive in progress; at its end, a keep-alive still waiting for the peer's answer goes on
+    // reading by itself.
+    struct receive_guard {
+        stream_core& core;
+        explicit receive_guard(stream_core& c) noexcept : core(c) { core.receiving_ = true; }
+        ~receive_guard() {
+            core.receiving_ = false;
+            if (core.awaiting_keep_alive_answer_) core.read_while_idle();
+        }
+        receive_guard(const receive_guard&) = delete;
+        receive_guard& operator=(const receive_guard&) = delete;
+    };
     template <class Container>
     awaitable<receive_result> receive_whole(Container& out, std::size_t max_size);
 
@@ -229,12 +272,22 @@ private:
     };
     decompressed_piece decompress_piece(asio::mutable_buffer buffer);
 
-    awaitable<void> wait_for_send_queue_room();
+    // The token forms' receive (impl/async_ops.hpp).
+    void continue_token_receive(receive_step step, bool initiating);
+    void on_token_receive_read(std::error_code ec, std::size_t n, bool into_caller, bool peek,
+                               std::chrono::steady_clock::duration started);
+    awaitable<receive_result> finish_receive_in_coroutine(receive_step step);
+    void finish_token_receive(std::error_code ec, receive_result result, bool initiating);
+    struct token_receive {
+        asio::mutable_buffer buffer;
+        duplex::detail::receive_completion completion;
+    };
 
     static constexpr const char* incomplete_utf8 = "a text message ends inside a UTF-8 sequence";
     // Ends the message being received; false when a text message ends inside a UTF-8 sequence.
     bool end_message() noexcept {
         in_message_ = false;
+        partly_delivered_ = false;
         return message_kind_ != message_type::text || utf8_.complete();
     }
 
@@ -248,6 +301,7 @@ private:
 
     bool may_close(close_status status, std::string_view description) const;
     awaitable<receive_result> on_close_frame(const std::byte* payload, std::size_t size);
+    void abort_now(std::error_code reason) noexcept;
     awaitable<void> fail(websocket_errc errc, std::string detail);
     awaitable<void> fail_transport(std::error_code ec);
     void fail_slow_consumer(websocket_errc errc);
@@ -288,6 +342,14 @@ private:
     }
 
     // ---- sending (impl/write.hpp) ----
+
+    frame_header message_header(asio::const_buffer data, message_type type, bool end_of_message, message_flags flags,
+                                bool& compressed);
+    bool takes_direct_write(asio::const_buffer data, bool compressed) const noexcept;
+    void commit_message(message_type type, bool end_of_message, bool compressed) noexcept;
+    void queue_message(const frame_header& header, asio::const_buffer data, message_type type, bool compressed);
+    awaitable<void> wait_for_send_room();
+    [[noreturn]] static void throw_send_canceled_while_queued();
 
     void append_frame(const frame_header& header, asio::const_buffer data);
     void append_compressed_frame(frame_header header, asio::const_buffer data, bool end_of_message);
@@ -333,16 +395,23 @@ private:
     void arm_deadline(std::chrono::steady_clock::duration timeout, websocket_errc reason);
     void disarm_deadline() noexcept { deadline_.cancel(); }
 
-    // A timer that never expires serves as a condition variable: notify() cancels its waits.
+    // A timer that never expires serves as a condition variable: notify() cancels its waits, and wakes
+    // a token form's send held by backpressure (async_ops.hpp).
     awaitable<void> wait_for_event() { co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable); }
-    void notify() noexcept { wake_.cancel(); }
+    void notify() noexcept {
+        wake_.cancel();
+        if (send_room_waiter_) wake_send_room_waiter();
+    }
+    void wake_send_room_waiter() noexcept;
+    void wait_for_send_room(duplex::detail::send_completion completion);
 
     // ---- state ----
 
+    std::shared_ptr<void> retained_;  // first, so that it outlives everything below (see retain)
     Next next_;
     role role_;
     stream_options options_;
-    websocket_state state_ = websocket_state::none;
+    std::atomic<websocket_state> state_ = websocket_state::none;  // read from any thread (state())
     std::string sub_protocol_;
     std::error_code failure_;
     std::optional<websocket_errc> deadline_fired_;
@@ -361,7 +430,12 @@ private:
     utf8_validator utf8_;
     bool in_frame_ = false, in_message_ = false, receiving_ = false, close_received_ = false;
     bool receive_compressed_ = false;  // the message being received has RSV1 on its first frame
+    bool partly_delivered_ = false;    // receive returned part of the current message (see receive_canceled)
+    bool idle_reading_ = false;        // read_while_idle's read is pending; a receive waits for it
+    bool idle_read_blocked_ = false;   // read_while_idle found the buffer full of unreceived data
     std::size_t rx_unmasked_ = 0;      // bytes of the current compressed frame at rx_begin_ already unmasked
+    token_receive token_receive_;      // the receive of a token form in progress (async_ops.hpp)
+    duplex::detail::send_completion send_room_waiter_;  // a token form's send held by backpressure
 
     // Sending.
     // Resized before being written: not zeroed first (uninitialized_allocator).
@@ -388,7 +462,8 @@ private:
     std::unique_ptr<asio::steady_timer> keep_alive_timer_;
     std::chrono::steady_clock::duration keep_alive_interval_{}, keep_alive_timeout_{};
     std::chrono::steady_clock::time_point last_received_{};
-    bool request_ended_ = false;
+    bool awaiting_keep_alive_answer_ = false;  // a ping with a timeout went out and nothing came since
+    std::atomic<bool> request_ended_ = false;  // read from any thread (can_start_here)
 };
 
 }  // namespace duplex::ws::detail

@@ -19,23 +19,30 @@ inline bool stream_core<Next>::may_close(close_status status, std::string_view d
     return true;
 }
 
+// A close canceled by its caller aborts the connection: the handshake cannot be taken back halfway.
 template <class Next>
 inline awaitable<void> stream_core<Next>::close(close_status status, std::string_view description) {
     const auto keep_alive = this->shared_from_this();  // see "Lifetime" in stream_core
     if (!may_close(status, description)) co_return;
     arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
     if (!close_sent_) queue_close(status, description);
-    co_await flush_all();
-    if (!close_received_) {
-        if (receiving_) {
-            // The pending receive will read the peer's close frame; wait for it to tell us.
-            while (!close_received_ && !failure_) co_await wait_for_event();
-            throw_if_failed();
-        } else {
-            flag_guard guard(receiving_);
-            std::array<std::byte, 512> discard;
-            while (!close_received_) co_await next_piece(asio::buffer(discard));
+    try {
+        co_await flush_all();
+        if (!close_received_) {
+            if (receiving_) {
+                // The pending receive will read the peer's close frame; wait for it to tell us.
+                while (!close_received_ && !failure_) co_await wait_for_event();
+                throw_if_failed();
+            } else {
+                flag_guard guard(receiving_);
+                std::array<std::byte, 512> discard;
+                while (!close_received_) co_await next_piece(asio::buffer(discard));
+            }
         }
+    } catch (const std::system_error& e) {
+        if (e.code() != asio::error::operation_aborted || failure_) throw;
+        abort_now(make_error_code(websocket_errc::aborted));
+        throw websocket_error(asio::error::operation_aborted, "close canceled; the connection was aborted");
     }
     disarm_deadline();
     co_await finish_transport();
@@ -49,7 +56,13 @@ inline awaitable<void> stream_core<Next>::close_output(close_status status, std:
     if (close_sent_) co_return;
     queue_close(status, description);
     arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
-    co_await flush_all();
+    try {
+        co_await flush_all();
+    } catch (const std::system_error& e) {
+        if (e.code() != asio::error::operation_aborted || failure_) throw;
+        abort_now(make_error_code(websocket_errc::aborted));
+        throw websocket_error(asio::error::operation_aborted, "close_output canceled; the connection was aborted");
+    }
     disarm_deadline();
     if (close_received_) {
         co_await finish_transport();
@@ -73,7 +86,18 @@ inline void stream_core<Next>::end_request() noexcept {
 
 template <class Next>
 inline void stream_core<Next>::abort() noexcept {
-    if (!failure_) failure_ = make_error_code(websocket_errc::aborted);
+    if (!can_start_here()) {
+        asio::post(next_.get_executor(), [self = this->shared_from_this()] { self->abort(); });
+        return;
+    }
+    abort_now(make_error_code(websocket_errc::aborted));
+}
+
+// Drops the connection at once: pending operations end, and they and every later one fail with
+// `reason` (unless the connection had failed already).
+template <class Next>
+inline void stream_core<Next>::abort_now(std::error_code reason) noexcept {
+    if (!failure_) failure_ = reason;
     if (state_ != websocket_state::closed) state_ = websocket_state::aborted;
     close_now();
     deadline_.cancel();
@@ -104,15 +128,19 @@ template <class Next>
 inline awaitable<void> stream_core<Next>::fail(websocket_errc errc, std::string detail) {
     if (!failure_) {
         failure_ = make_error_code(errc);
-        if (!close_sent_) {
-            close_sent_ = true;
-            queue_close_frame(close_code_for(errc), close_reason_for(detail));
-            arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
-            co_await wait_until_flushed();
-            disarm_deadline();
-        }
         state_ = websocket_state::aborted;
-        co_await linger_and_close(true);
+        try {
+            if (!close_sent_) {
+                close_sent_ = true;
+                queue_close_frame(close_code_for(errc), close_reason_for(detail));
+                arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
+                co_await wait_until_flushed();
+                disarm_deadline();
+            }
+            co_await linger_and_close(true);
+        } catch (const std::system_error&) {
+            close_now();  // the caller canceled the receive: the close frame may not have left
+        }
         notify();
     }
     throw websocket_error(failure_, detail);

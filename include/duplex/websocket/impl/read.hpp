@@ -66,8 +66,10 @@ inline void stream_core<Next>::note_read_wait(std::chrono::steady_clock::duratio
 template <class Next>
 inline std::error_code stream_core<Next>::after_read(std::error_code ec, std::size_t n) noexcept {
     if (!ec && n == 0) ec = asio::error::eof;
-    if (n != 0 && keep_alive_timeout_ > std::chrono::steady_clock::duration::zero())
+    if (n != 0 && keep_alive_timeout_ > std::chrono::steady_clock::duration::zero()) {
         last_received_ = std::chrono::steady_clock::now();
+        awaiting_keep_alive_answer_ = false;
+    }
     return ec;
 }
 
@@ -82,10 +84,10 @@ template <class Next>
 inline awaitable<receive_result> stream_core<Next>::next_piece(asio::mutable_buffer buffer, bool receive_call) {
     // See "Lifetime" in stream_core; taken before the first wait only, as in send.
     std::shared_ptr<stream_core> keep_alive;
-    std::optional<flag_guard> receiving;
+    std::optional<receive_guard> receiving;
     if (receive_call) {
         check_can_receive();
-        receiving.emplace(receiving_);
+        receiving.emplace(*this);
     }
     auto step = parse_step(buffer);
     for (;;) {
@@ -95,9 +97,13 @@ inline awaitable<receive_result> stream_core<Next>::next_piece(asio::mutable_buf
         if (step.what == step_action::fail) co_await fail(step.errc, std::move(step.detail));
         if (step.what == step_action::close_frame) co_return co_await on_close_frame(step.payload, step.count);
 
-        // A peer that makes us answer (pings) without reading our answers would grow the output queue
-        // without bound: past the high-water mark, stop reading until the queue drains.
-        if (out_.size() >= options_.send_queue_high_water) co_await wait_for_send_queue_room();
+        if (out_.size() >= options_.send_queue_high_water || idle_reading_) {
+            const bool canceled = co_await wait_before_reading();
+            if (canceled) receive_canceled();
+            throw_if_failed();
+            step = parse_step(buffer);  // the keep-alive's read may have brought data
+            continue;
+        }
         throw_if_failed();
         const bool into_caller = step.what == step_action::read_into_caller;
         const bool peek = !into_caller && wait_without_buffer();
@@ -107,7 +113,12 @@ inline awaitable<receive_result> stream_core<Next>::next_piece(asio::mutable_buf
         const auto read_started = read_wait_clock();
         auto [read_error, n] = co_await read_some(space, peek);
         const auto ec = after_read(read_error, n);
-        if (ec) co_await fail_transport(ec);
+        if (ec) {
+            // Our own reasons to stop a read (abort, a deadline, the keep-alive) set failure_ or
+            // deadline_fired_ first; an operation_aborted without them is the caller's cancellation.
+            if (read_error == asio::error::operation_aborted && !failure_ && !deadline_fired_) receive_canceled();
+            co_await fail_transport(ec);
+        }
         if (peek) {
             receive_quiet_ = false;  // data came: read it (the peeked byte is still in the socket)
             continue;
@@ -123,9 +134,45 @@ inline awaitable<receive_result> stream_core<Next>::next_piece(asio::mutable_buf
     }
 }
 
+// Before receive reads: a read the keep-alive started must end first (it reads into the same buffer),
+// and past the send queue's high-water mark receive stops reading until the queue drains: a peer that
+// makes us answer (pings) without reading our answers would otherwise grow the queue without bound.
+// True when the caller canceled the receive meanwhile.
+template <class Next>
+inline awaitable<bool> stream_core<Next>::wait_before_reading() {
+    std::optional<peer_wait> waiting;
+    if (out_.size() >= options_.send_queue_high_water) waiting.emplace(*this);
+    while ((idle_reading_ || out_.size() >= options_.send_queue_high_water) && !failure_) {
+        co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
+        // Checked here, not in a helper coroutine: once the caller has canceled, Asio throws at every
+        // co_await of an awaitable, ours included.
+        const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
+        if (cancellation.cancelled() != asio::cancellation_type::none) co_return true;
+    }
+    co_return false;
+}
+
+// A receive canceled by its caller (per-operation cancellation) consumed nothing of the message it
+// waited for, so the socket stays usable and the next receive gets that message whole. Only when an
+// earlier receive delivered part of the message is the connection aborted: the caller gave up on a
+// message whose start it holds, and a later receive would hand it the rest as if it were whole.
+template <class Next>
+[[noreturn]] inline void stream_core<Next>::receive_canceled() {
+    if (partly_delivered_) {
+        abort_now(make_error_code(websocket_errc::aborted));
+        throw websocket_error(asio::error::operation_aborted,
+                              "receive canceled in the middle of a message; the connection was aborted");
+    }
+    throw websocket_error(asio::error::operation_aborted, "receive canceled");
+}
+
 template <class Next>
 inline auto stream_core<Next>::delivered(std::size_t count, bool end_of_message) -> receive_step {
-    if (end_of_message && !end_message()) return failure(websocket_errc::invalid_payload_data, incomplete_utf8);
+    if (end_of_message) {
+        if (!end_message()) return failure(websocket_errc::invalid_payload_data, incomplete_utf8);
+    } else if (count != 0) {
+        partly_delivered_ = true;
+    }
     return {step_action::deliver, count, end_of_message};
 }
 
@@ -162,19 +209,10 @@ inline auto stream_core<Next>::parse_step(asio::mutable_buffer buffer) -> receiv
             if (is_control(header.op)) {
                 // Whole control frames only: the header is decoded again once the payload is in.
                 if (rx_end_ - rx_begin_ - decoded.header_size < header.payload_length) return {step_action::read};
-                rx_begin_ += decoded.header_size;
-                auto* payload = rx_.get() + rx_begin_;
-                const auto size = static_cast<std::size_t>(header.payload_length);
-                rx_begin_ += size;
-                if (header.masked) apply_mask(payload, size, header.key);
-                if (header.op == opcode::ping) {
-                    if (!close_sent_) {
-                        throw_if_send_queue_full();
-                        queue_frame(opcode::pong, payload, size);
-                    }
-                } else if (header.op == opcode::close) {
-                    return {step_action::close_frame, size, false, payload};
-                }
+                if (header.op == opcode::ping && !close_sent_) throw_if_send_queue_full();
+                if (const auto* close_payload = take_control_frame(header, decoded.header_size))
+                    return {step_action::close_frame, static_cast<std::size_t>(header.payload_length), false,
+                            close_payload};
                 continue;
             }
 
@@ -246,6 +284,70 @@ inline auto stream_core<Next>::parse_step(asio::mutable_buffer buffer) -> receiv
     }
 }
 
+// Consumes the whole control frame at rx_begin_ (its header decoded, its payload buffered), answering a
+// ping; returns a close frame's payload for the caller to handle, else null.
+template <class Next>
+inline const std::byte* stream_core<Next>::take_control_frame(const frame_header& header, std::size_t header_size) {
+    rx_begin_ += header_size;
+    auto* payload = rx_.get() + rx_begin_;
+    const auto size = static_cast<std::size_t>(header.payload_length);
+    rx_begin_ += size;
+    if (header.masked) apply_mask(payload, size, header.key);
+    if (header.op == opcode::ping && !close_sent_) queue_frame(opcode::pong, payload, size);
+    return header.op == opcode::close ? payload : nullptr;
+}
+
+// With a keep-alive timeout and no receive pending, the keep-alive reads the peer's answer itself, so a
+// handler that only sends (a background processor) still learns that its peer is gone. What arrives
+// stays buffered for the next receive, except pongs (dropped) and pings (answered) at its front; a
+// receive started meanwhile waits for the read (wait_before_reading). Nothing is read while the buffer
+// is full of what the next receive will take; the keep-alive timeout then cannot judge the peer, and
+// does not fail it (the peer did send, we did not take it).
+template <class Next>
+inline void stream_core<Next>::read_while_idle() {
+    if (receiving_ || idle_reading_ || failure_ || close_received_ || state_ != websocket_state::open) return;
+    make_room_to_read();
+    const auto space = read_space();
+    idle_read_blocked_ = space.size() == 0;
+    if (idle_read_blocked_) return;
+    idle_reading_ = true;
+    next_.async_read_some(space, asio::bind_allocator(duplex::detail::handler_allocator<void>{},
+                                                      [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
+                                                          self->on_idle_read(ec, n);
+                                                      }));
+}
+
+template <class Next>
+inline void stream_core<Next>::on_idle_read(std::error_code ec, std::size_t n) {
+    idle_reading_ = false;
+    rx_end_ += n;
+    if (const auto error = after_read(ec, n)) {
+        // The peer is gone (or we closed the transport ourselves, having set failure_ already).
+        if (!failure_) abort_now(make_error_code(map_transport_error(error)));
+    } else {
+        take_idle_control_frames();
+    }
+    notify();
+}
+
+// The pings and pongs at the front of the buffer, between messages; anything else (data, a close
+// frame, a frame that breaks the rules, a ping we could not queue the answer of) is left for receive.
+template <class Next>
+inline void stream_core<Next>::take_idle_control_frames() {
+    while (!in_frame_) {
+        frame_header header;
+        const auto decoded = decode_header(rx_.get() + rx_begin_, rx_end_ - rx_begin_, header);
+        if (decoded.status != decode_status::ok || (header.op != opcode::ping && header.op != opcode::pong)) break;
+        if (header_violation(header) || rx_end_ - rx_begin_ - decoded.header_size < header.payload_length) break;
+        if (header.op == opcode::ping && out_.size() > options_.max_send_queue_bytes) break;
+        take_control_frame(header, decoded.header_size);
+    }
+    if (rx_begin_ == rx_end_ && measures_read_waits()) {  // nothing left: a quiet connection holds no buffer
+        rx_.reset();
+        rx_begin_ = rx_end_ = 0;
+    }
+}
+
 // One step of a compressed frame: the buffered part of its payload is unmasked in place (once; a
 // chunk the codec did not take stays unmasked for the next call) and decompressed into the caller's
 // buffer. Compressed bytes are never read straight into the caller's buffer: the output goes there.
@@ -280,14 +382,6 @@ inline auto stream_core<Next>::decompress_piece(asio::mutable_buffer buffer) -> 
     if (r.produced != 0 || buffer.size() == 0) return {piece_status::delivered, r.produced};
     if (!in_frame_) return {piece_status::next_frame};
     return {piece_status::need_input};
-}
-
-// A peer that makes us answer (pings) without reading our answers would grow the output queue without
-// bound: past the high-water mark, receive stops reading until the queue drains.
-template <class Next>
-inline awaitable<void> stream_core<Next>::wait_for_send_queue_room() {
-    const peer_wait waiting(*this);
-    while (out_.size() >= options_.send_queue_high_water && !failure_) co_await wait_for_event();
 }
 
 // The protocol rules a header must follow, given our role and where we are in a message: the first
@@ -335,7 +429,7 @@ template <class Container>
 inline awaitable<receive_result> stream_core<Next>::receive_whole(Container& out, std::size_t max_size) {
     const auto keep_alive = this->shared_from_this();  // see "Lifetime" in stream_core
     check_can_receive();
-    flag_guard guard(receiving_);
+    receive_guard guard(*this);
     message_limit_ = std::min(max_size, options_.max_message_size);
     struct limit_reset {
         stream_core& self;

@@ -66,6 +66,9 @@ inline void stream_core<Next>::ping() {
         wait_to_ping();
         return;
     }
+    // The answer is read by the pending receive, or else by the keep-alive itself (read_while_idle).
+    awaiting_keep_alive_answer_ = true;
+    read_while_idle();
     keep_alive_timer_->expires_after(keep_alive_timeout_);
     keep_alive_timer_->async_wait(asio::bind_allocator(
         duplex::detail::handler_allocator<void>{},
@@ -73,14 +76,13 @@ inline void stream_core<Next>::ping() {
             if (ec) return;
             const auto self = weak.lock();
             if (!self || self->state_ != websocket_state::open) return;
-            if (self->last_received_ >= pinged_at) {
+            self->awaiting_keep_alive_answer_ = false;
+            const bool unjudged = !self->receiving_ && self->idle_read_blocked_;
+            if (self->last_received_ >= pinged_at || unjudged) {
                 self->wait_to_ping();
                 return;
             }
-            self->failure_ = make_error_code(websocket_errc::keep_alive_timeout);
-            self->state_ = websocket_state::aborted;
-            self->close_now();
-            self->notify();
+            self->abort_now(make_error_code(websocket_errc::keep_alive_timeout));
         }));
 }
 

@@ -8,27 +8,85 @@
 
 namespace duplex::ws::detail {
 
+// Cancellation (per-operation): a send waiting for a large write of another to finish has sent nothing
+// and leaves the socket as it was; one canceled while its payload is being written aborts the
+// connection (part of a frame may have left); one canceled while backpressure holds it has its message
+// queued already, which still goes out.
 template <class Next>
 inline awaitable<void> stream_core<Next>::send(asio::const_buffer data, message_type type, bool end_of_message,
-                                        message_flags flags) {
-    // See "Lifetime" in stream_core. Taken before the first wait only: until then the caller's handle, held
-    // across its co_await, keeps the core alive, and most sends never wait (two atomic operations saved).
-    std::shared_ptr<stream_core> keep_alive;
+                                               message_flags flags) {
+    bool compressed = false;
+    auto header = message_header(data, type, end_of_message, flags, compressed);
+    if (!takes_direct_write(data, compressed)) {
+        queue_message(header, data, type, compressed);
+        // Backpressure, waited for here rather than in wait_for_send_room: a nested coroutine would be a
+        // third frame (with the timer's) for asio's two-block frame cache. The reference to the core is
+        // taken before a wait only (most sends never wait; until then the caller's handle, held across
+        // its co_await, keeps the core alive).
+        if (out_.size() >= options_.send_queue_high_water) {
+            const auto keep_alive = this->shared_from_this();
+            const peer_wait waiting(*this);
+            while (out_.size() >= options_.send_queue_high_water && !failure_) {
+                co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
+                const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
+                if (cancellation.cancelled() != asio::cancellation_type::none) throw_send_canceled_while_queued();
+            }
+        }
+        throw_if_failed();
+        co_return;
+    }
+    // A large server payload leaves from the caller's buffer in one gather write with its header and
+    // anything queued before it. Written out here rather than in a coroutine of its own: a nested frame
+    // would be one more for asio's two-block frame cache to miss (see next_piece).
+    const auto keep_alive = this->shared_from_this();
+    const peer_wait waiting(*this);  // the send timeout covers the wait and the write
+    while (writing_ && !failure_) {
+        co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
+        const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
+        if (cancellation.cancelled() != asio::cancellation_type::none)
+            throw websocket_error(asio::error::operation_aborted, "send canceled before its message was sent");
+    }
+    throw_if_failed();
+    commit_message(type, end_of_message, false);
+    writing_ = true;
+    std::array<std::byte, max_header_size> header_bytes;
+    const auto header_size = encode_header(header, header_bytes.data());
+    swap_output_buffers();
+    const std::array<asio::const_buffer, 3> buffers{asio::buffer(in_flight_),
+                                                    asio::buffer(header_bytes.data(), header_size), data};
+    auto [ec, n] = co_await asio::async_write(next_, buffers, counting_transfer_all{write_progress_},
+                                              duplex::detail::use_nothrow_awaitable);
+    writing_ = false;
+    in_flight_.clear();
+    if (ec == asio::error::operation_aborted && !failure_ && !deadline_fired_) {
+        abort_now(make_error_code(websocket_errc::aborted));
+        throw websocket_error(asio::error::operation_aborted,
+                              "send canceled while its message was being written; the connection was aborted");
+    }
+    if (ec) on_write_error(ec);
+    else start_write();
+    notify();
+    throw_if_failed();
+}
+
+// The frame header of the next piece of a message, after the checks a send makes (which throw); sets
+// `compressed` when the message goes through the compressor. Changes nothing yet (commit_message does).
+template <class Next>
+inline frame_header stream_core<Next>::message_header(asio::const_buffer data, message_type type, bool end_of_message,
+                                                       message_flags flags, bool& compressed) {
     check_can_send();
     if (type == message_type::close)
         throw std::invalid_argument("send a close with close() or close_output(), not send()");
     throw_if_send_queue_full();
     opcode op = type == message_type::text ? opcode::text : opcode::binary;
+    compressed = send_compressed_;
     if (send_in_message_) {
         if (type != send_message_type_)
             throw std::invalid_argument("the message type changed in the middle of a fragmented message");
         op = opcode::continuation;
     } else {
-        send_compressed_ = compression_ && !has_flag(flags, message_flags::disable_compression);
+        compressed = compression_ && !has_flag(flags, message_flags::disable_compression);
     }
-    send_in_message_ = !end_of_message;
-    send_message_type_ = type;
-
     frame_header header;
     header.fin = end_of_message;
     header.op = op;
@@ -37,43 +95,51 @@ inline awaitable<void> stream_core<Next>::send(asio::const_buffer data, message_
         header.masked = true;
         header.key = duplex::detail::next_mask_key();
     }
-    if (send_compressed_) {
-        header.rsv1 = op != opcode::continuation;  // RFC 7692 §6: the first frame of the message only
-        append_compressed_frame(header, data, end_of_message);
-    } else if (role_ == role::server && data.size() >= options_.direct_write_threshold) {
-        // A large server payload leaves from the caller's buffer in one gather write with its header
-        // and anything queued before it. Written out here rather than in a coroutine of its own: a
-        // nested frame would be one more for asio's two-block frame cache to miss (see next_piece).
-        keep_alive = this->shared_from_this();
-        const peer_wait waiting(*this);  // the send timeout covers the wait and the write
-        while (writing_ && !failure_) co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
-        throw_if_failed();
-        writing_ = true;
-        std::array<std::byte, max_header_size> header_bytes;
-        const auto header_size = encode_header(header, header_bytes.data());
-        swap_output_buffers();
-        const std::array<asio::const_buffer, 3> buffers{asio::buffer(in_flight_),
-                                                        asio::buffer(header_bytes.data(), header_size), data};
-        auto [ec, n] = co_await asio::async_write(next_, buffers, counting_transfer_all{write_progress_},
-                                                  duplex::detail::use_nothrow_awaitable);
-        writing_ = false;
-        in_flight_.clear();
-        if (ec) on_write_error(ec);
-        else start_write();
-        notify();
-        throw_if_failed();
-        co_return;
-    } else {
-        append_frame(header, data);
-    }
+    if (compressed) header.rsv1 = op != opcode::continuation;  // RFC 7692 §6: the first frame of the message only
+    return header;
+}
+
+// Large uncompressed server payloads are written from the caller's buffer (see send).
+template <class Next>
+inline bool stream_core<Next>::takes_direct_write(asio::const_buffer data, bool compressed) const noexcept {
+    return !compressed && role_ == role::server && data.size() >= options_.direct_write_threshold;
+}
+
+template <class Next>
+inline void stream_core<Next>::commit_message(message_type type, bool end_of_message, bool compressed) noexcept {
+    send_in_message_ = !end_of_message;
+    send_message_type_ = type;
+    send_compressed_ = compressed;
+}
+
+// Encodes the piece into the send queue and schedules the flush.
+template <class Next>
+inline void stream_core<Next>::queue_message(const frame_header& header, asio::const_buffer data, message_type type,
+                                             bool compressed) {
+    commit_message(type, header.fin, compressed);
+    if (compressed) append_compressed_frame(header, data, header.fin);
+    else append_frame(header, data);
     schedule_flush();
-    if (out_.size() >= options_.send_queue_high_water) {
-        keep_alive = this->shared_from_this();
-        const peer_wait waiting(*this);
-        while (out_.size() >= options_.send_queue_high_water && !failure_)
-            co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
+}
+
+// Backpressure for the token forms (start_send): waits while the send queue is past its high-water
+// mark. Canceled, the message already queued still goes out.
+template <class Next>
+inline awaitable<void> stream_core<Next>::wait_for_send_room() {
+    const auto keep_alive = this->shared_from_this();
+    const peer_wait waiting(*this);
+    while (out_.size() >= options_.send_queue_high_water && !failure_) {
+        co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
+        const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
+        if (cancellation.cancelled() != asio::cancellation_type::none) throw_send_canceled_while_queued();
     }
     throw_if_failed();
+}
+
+template <class Next>
+[[noreturn]] inline void stream_core<Next>::throw_send_canceled_while_queued() {
+    throw websocket_error(asio::error::operation_aborted,
+                          "send canceled while the peer was slow to read; its message stays queued");
 }
 
 template <class Next>
@@ -144,21 +210,10 @@ template <class Next>
 inline void stream_core<Next>::schedule_flush() {
     if (flush_posted_ || writing_ || out_.empty()) return;
     flush_posted_ = true;
-    auto flush = asio::bind_allocator(duplex::detail::handler_allocator<void>{}, [self = this->shared_from_this()] {
+    duplex::detail::post_recycled(next_.get_executor(), [self = this->shared_from_this()] {
         self->flush_posted_ = false;
         self->start_write();
     });
-    // Posted to the io_context's own executor when that is what the transport runs on: through
-    // any_io_executor, every post costs a wrapper from asio's small recycling cache as well. (Asio
-    // 1.22's target<T>() does not check the type, so a strand would pass for it: compare first.)
-    auto executor = next_.get_executor();
-    if constexpr (std::is_same_v<decltype(executor), asio::any_io_executor>) {
-        if (executor.target_type() == typeid(asio::io_context::executor_type)) {
-            asio::post(*executor.template target<asio::io_context::executor_type>(), std::move(flush));
-            return;
-        }
-    }
-    asio::post(executor, std::move(flush));
 }
 
 // The output buffer and the one being written trade places on every write, so each keeps the

@@ -1,0 +1,63 @@
+// Whether the calling thread runs an executor, and posting a function with memory from the per-thread
+// handler cache (handler_allocator.hpp), so that the
+// stream's own posts (the auto-cork flush, a completion of a token form) allocate nothing per message.
+//
+// Through any_io_executor a post is wrapped once more in a function object from Asio's small recycling
+// cache, whatever the handler's allocator, and the io_context's operation comes from another such cache:
+// with many connections on a thread those two blocks are evicted on every message. Posted to the
+// io_context's own executor, the operation takes the handler's allocator, ours. (Asio 1.22's target<T>()
+// does not check the type, so a strand would pass for it: compare the type first.)
+#pragma once
+
+#include <duplex/config.hpp>
+#include <duplex/detail/handler_allocator.hpp>
+
+#include <typeinfo>
+#include <utility>
+
+namespace duplex::detail {
+
+using io_executor = asio::io_context::executor_type;
+// The io_context executor that keeps its io_context busy (an operation's work guard).
+using tracked_io_executor = asio::io_context::basic_executor_type<std::allocator<void>, 4>;
+
+// Whether the calling thread runs `executor` now: inside a handler of the strand, or in a thread of the
+// io_context. An executor of another kind cannot say, and counts as elsewhere.
+template <class Executor>
+bool running_in(const Executor& executor) noexcept {
+    if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+        using io_strand = asio::strand<io_executor>;
+        using any_strand = asio::strand<asio::any_io_executor>;
+        // Asio 1.22's target<T>() does not check the type: compare it first.
+        const auto& type = executor.target_type();
+        if (type == typeid(io_executor)) return executor.template target<io_executor>()->running_in_this_thread();
+        if (type == typeid(tracked_io_executor))
+            return executor.template target<tracked_io_executor>()->running_in_this_thread();
+        if (type == typeid(io_strand)) return executor.template target<io_strand>()->running_in_this_thread();
+        if (type == typeid(any_strand)) return executor.template target<any_strand>()->running_in_this_thread();
+        return false;
+    } else if constexpr (requires { executor.running_in_this_thread(); }) {
+        return executor.running_in_this_thread();
+    } else {
+        return false;
+    }
+}
+
+template <class Executor, class Function>
+void post_recycled(const Executor& executor, Function&& function) {
+    auto bound = asio::bind_allocator(handler_allocator<void>{}, std::forward<Function>(function));
+    if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+        const auto& type = executor.target_type();
+        if (type == typeid(io_executor)) {
+            asio::post(*executor.template target<io_executor>(), std::move(bound));
+            return;
+        }
+        if (type == typeid(tracked_io_executor)) {
+            asio::post(*executor.template target<tracked_io_executor>(), std::move(bound));
+            return;
+        }
+    }
+    asio::post(executor, std::move(bound));
+}
+
+}  // namespace duplex::detail

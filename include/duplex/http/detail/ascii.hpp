@@ -1,0 +1,21 @@
+// ASCII case folding for the protocol's case-insensitive tokens: header names, list tokens, query names.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace duplex::http::detail {
+
+inline constexpr char ascii_lower(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Header names and list tokens are ASCII and compared without regard to case (RFC 9110 §5.1).
+inline constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    return true;
+}
+
+}  // namespace duplex::http::detail
