@@ -1,4 +1,5 @@
-// duplex::connect — opens a client WebSocket to a ws:// or wss:// URI and returns the type-erased handle.
+// duplex::connect — opens a client WebSocket to a ws:// or wss:// URI, directly or through a proxy, and
+// returns the type-erased handle.
 //
 // Header-only by default. With DUPLEX_SEPARATE_COMPILATION (see <duplex/separate_compilation.hpp>) this
 // header only declares connect, whose definition (and the WebSocket and TLS streams behind it) is then
@@ -15,14 +16,16 @@
 
 namespace duplex {
 
-// Resolves the host, connects over TCP, for wss:// runs the TLS handshake (verifying the server's
-// certificate and host name unless options.tls says otherwise), and performs the opening handshake;
-// options.stream.handshake_timeout bounds the TLS handshake and the opening handshake each. Throws
-// websocket_error: handshake_failed on a refused upgrade, and for a failed TLS handshake a
-// duplex::tls::errc (certificate_untrusted, host_name_mismatch, certificate_rejected, handshake_timeout)
-// or Asio's SSL error, with the host and OpenSSL's reason in what(). Throws std::system_error on resolve
+// Resolves the host, connects over TCP (or through options.proxy, see connect_options), for wss:// runs
+// the TLS handshake (verifying the server's certificate and host name unless options.tls says
+// otherwise), and performs the opening handshake; options.stream.handshake_timeout bounds the proxy's
+// handshake, the TLS handshake and the opening handshake each. Throws websocket_error: handshake_failed
+// on a refused upgrade; for a failed TLS handshake a duplex::tls::errc (certificate_untrusted,
+// host_name_mismatch, certificate_rejected, handshake_timeout) or Asio's SSL error, with the host and
+// OpenSSL's reason in what(); for a proxy that refuses or fails, a duplex::client::proxy_errc (or the
+// system's error when it cannot be reached) with the proxy in what(). Throws std::system_error on resolve
 // or connect failures (and when options.tls.ca_file cannot be loaded), std::invalid_argument for a
-// malformed URI.
+// malformed URI or proxy URI.
 DUPLEX_DECL awaitable<websocket> connect(std::string_view uri, connect_options options);
 
 // The same with default options. An overload, not a default argument: g++ 12 corrupts a braced temporary

@@ -1,5 +1,5 @@
 // duplex::connect_options — what a client connection offers and how it gets there: sub-protocols,
-// headers, limits, TLS and permessage-deflate.
+// headers, limits, TLS, permessage-deflate, keep-alive pings and proxies.
 #pragma once
 
 #include <duplex/deflate/negotiation.hpp>
@@ -7,6 +7,7 @@
 #include <duplex/tls/context.hpp>
 #include <duplex/websocket/options.hpp>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,24 @@ struct connect_options {
     // message_flags::disable_compression, or leave compression off. `client_*` bind our compressor,
     // `server_*` are asked of the server (which must honour them or decline).
     std::optional<deflate::options> dangerous_deflate{};
+    // A ping every keep_alive_interval (ClientWebSocketOptions.KeepAliveInterval; zero: none), and with a
+    // keep_alive_timeout, a server that sends nothing within it after a ping fails the pending receive
+    // with websocket_errc::keep_alive_timeout. As on the server, bytes are read only while a receive is
+    // pending: keep one pending.
+    std::chrono::steady_clock::duration keep_alive_interval{};
+    std::chrono::steady_clock::duration keep_alive_timeout{};
+    // The proxy to connect through (ClientWebSocketOptions.Proxy): "http://[user:password@]host[:port]"
+    // for an HTTP CONNECT tunnel with Basic authentication (port 80 by default), "socks5://…" for SOCKS5
+    // with the server's name resolved here, "socks5h://…" with it resolved by the proxy (port 1080 by
+    // default; RFC 1929 username and password). Credentials are percent-decoded. ws:// and wss:// both go
+    // through the tunnel; TLS runs end to end with the server. Empty: no proxy, unless
+    // use_environment_proxy.
+    std::string proxy{};
+    // With an empty `proxy`, take it from the environment as .NET's default proxy and curl do:
+    // https_proxy for wss://, http_proxy for ws://, else all_proxy (upper-case names too), none for a host
+    // that no_proxy lists. Off by default: a library should not change where it connects because of the
+    // environment unless asked.
+    bool use_environment_proxy = false;
 };
 
 }  // namespace duplex

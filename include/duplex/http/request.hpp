@@ -23,6 +23,14 @@ inline constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
     return true;
 }
 
+// A hex digit's value, -1 for another character (percent-decoding).
+inline constexpr int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 inline constexpr bool is_optional_whitespace(char c) noexcept { return c == ' ' || c == '\t'; }
 
 inline constexpr std::string_view trim_optional_whitespace(std::string_view s) noexcept {

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <duplex/client/connect.hpp>
+#include <duplex/client/proxy.hpp>
+#include <duplex/client/tunnel.hpp>
 #include <duplex/client/uri.hpp>
 #include <duplex/tls.hpp>
 #include <duplex/websocket/error.hpp>
 #include <duplex/websocket/stream.hpp>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -22,6 +25,7 @@ awaitable<websocket> open_websocket(Transport transport, const client::websocket
     ws::stream<Transport> stream(std::move(transport), ws::role::client, options.stream);
     co_await stream.handshake(uri.host_header(), uri.target, options.sub_protocols, options.headers,
                               options.dangerous_deflate);
+    stream.start_keep_alive(options.keep_alive_interval, options.keep_alive_timeout);
     co_return stream.as_websocket();
 }
 
@@ -41,6 +45,21 @@ inline awaitable<websocket> open_secure_websocket(asio::ip::tcp::socket socket, 
     co_return co_await open_websocket(std::move(secure), uri, options);
 }
 
+// options.proxy, else (when asked) the environment's proxy for this URI; nullopt for a direct connection.
+inline std::optional<client::proxy_uri> chosen_proxy(const client::websocket_uri& uri, const connect_options& options) {
+    std::string text = options.proxy;
+    std::string_view source = "connect_options::proxy";
+    if (text.empty() && options.use_environment_proxy) {
+        text = client::proxy_from_environment(uri);
+        source = "the environment's proxy";
+    }
+    if (text.empty()) return std::nullopt;
+    auto proxy = client::parse_proxy_uri(text);
+    if (!proxy)
+        throw std::invalid_argument(std::string(source) + " is not an http://, socks5:// or socks5h:// URI: " + text);
+    return proxy;
+}
+
 inline awaitable<asio::ip::tcp::socket> connect_directly(const client::websocket_uri& uri) {
     auto executor = co_await asio::this_coro::executor;
     asio::ip::tcp::resolver resolver(executor);
@@ -57,7 +76,10 @@ DUPLEX_DECL awaitable<websocket> connect(std::string_view uri, connect_options o
     if (!parsed) throw std::invalid_argument("not a ws:// or wss:// URI: " + std::string(uri));
     auto context = options.tls.context;
     if (parsed->secure && !context) context = tls::client_context(options.tls);
-    auto socket = co_await detail::connect_directly(*parsed);
+    const auto proxy = detail::chosen_proxy(*parsed, options);
+    asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
+    if (proxy) socket = co_await client::open_tunnel(*proxy, *parsed, options.stream.handshake_timeout);
+    else socket = co_await detail::connect_directly(*parsed);
     socket.set_option(asio::ip::tcp::no_delay(true));
     websocket ws;
     if (parsed->secure) ws = co_await detail::open_secure_websocket(std::move(socket), *parsed, options, context);
