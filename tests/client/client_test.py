@@ -31,17 +31,12 @@ import websockets.exceptions
 
 from proxies import free_port, start_microsocks, start_tinyproxy
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import check, summary  # noqa: E402
+
 RUN_TIMEOUT = 60
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                    "NO_PROXY")
-
-results = []
-
-
-def check(name, condition, detail=""):
-    results.append(bool(condition))
-    print(f"{'PASS' if condition else 'FAIL'} {name}{'' if condition else ': ' + detail}", flush=True)
-
 
 def clean_environment(**extra):
     """The process environment without proxy variables (the machine's own must not leak in), plus extra."""
@@ -426,9 +421,7 @@ async def main(args):
             await server.wait()
         for proxy in proxies:
             proxy.stop()
-    passed = sum(results)
-    print(f"{passed} passed, {len(results) - passed} failed", flush=True)
-    return 0 if results and all(results) else 1
+    return summary()
 
 
 if __name__ == "__main__":

@@ -24,13 +24,10 @@ import subprocess
 import sys
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import check, summary  # noqa: E402
+
 TIMEOUT = 300
-results = []
-
-
-def check(name, condition, detail=""):
-    results.append(bool(condition))
-    print(f"{'PASS' if condition else 'FAIL'} {name}{'' if condition else ': ' + detail}", flush=True)
 
 
 def run(command, env=None, cwd=None):
@@ -180,9 +177,7 @@ def main(args):
     finally:
         echo.terminate()
         echo.wait(timeout=10)
-    passed = sum(results)
-    print(f"{passed} passed, {len(results) - passed} failed", flush=True)
-    return 0 if results and all(results) else 1
+    return summary()
 
 
 if __name__ == "__main__":
