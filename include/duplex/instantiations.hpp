@@ -18,17 +18,15 @@
     declared_as class duplex::ws::stream<asio::ip::tcp::socket>;                                   \
     declared_as class duplex::ws::stream<duplex::tls::stream<asio::ip::tcp::socket>>;
 
-// The app host's connections member by member: a whole-class instantiation would also compile the TLS
-// handshake for TCP, which only TLS connections call. run(), upgrade() and begin_shutdown() reach every
-// other member.
-#define DUPLEX_APP_CONNECTION_INSTANTIATIONS(declared_as, transport)                                        \
-    declared_as duplex::awaitable<void> duplex::detail::http_connection<transport>::run();                \
-    declared_as void duplex::detail::http_connection<transport>::begin_shutdown();                        \
-    declared_as duplex::awaitable<duplex::websocket> duplex::detail::http_connection<transport>::upgrade( \
+// The app host's connections: over TLS the whole class; over TCP member by member, because a whole-class
+// instantiation would also compile the TLS handshake, which only TLS connections call. run(), upgrade()
+// and begin_shutdown() reach every other member.
+#define DUPLEX_APP_INSTANTIATIONS(declared_as)                                                                          \
+    declared_as class duplex::detail::http_connection<duplex::tls::stream<asio::ip::tcp::socket>>;                     \
+    declared_as duplex::awaitable<void> duplex::detail::http_connection<asio::ip::tcp::socket>::run();                 \
+    declared_as void duplex::detail::http_connection<asio::ip::tcp::socket>::begin_shutdown();                         \
+    declared_as duplex::awaitable<duplex::websocket> duplex::detail::http_connection<asio::ip::tcp::socket>::upgrade( \
         const duplex::http::request&, const duplex::accept_context&, const duplex::websocket_options&);
-#define DUPLEX_APP_INSTANTIATIONS(declared_as)                               \
-    DUPLEX_APP_CONNECTION_INSTANTIATIONS(declared_as, asio::ip::tcp::socket) \
-    DUPLEX_APP_CONNECTION_INSTANTIATIONS(declared_as, duplex::tls::stream<asio::ip::tcp::socket>)
 
 #if defined(DUPLEX_SEPARATE_COMPILATION)
 DUPLEX_STREAM_INSTANTIATIONS(extern template)

@@ -104,6 +104,7 @@ private:
         for (const auto b : bytes) out.push_back(static_cast<char>(b));
     }
     unsigned char at(std::size_t i) const noexcept { return static_cast<unsigned char>(answer_[i]); }
+    static std::string number(unsigned char byte) { return std::to_string(byte); }
 
     // The size of the answer awaited, as far as what has come of it tells: a reply's length shows in its
     // fourth and fifth bytes, and a refusal (or a malformed reply) is judged on those five.
@@ -122,24 +123,25 @@ private:
     void step() {
         // RFC 1929's answer starts with its own version byte, 1 (some proxies send 5): only its status matters.
         if (stage_ != stage::authentication && at(0) != socks5::version)
-            return fail(proxy_errc::malformed_reply, "did not answer in SOCKS5 (version byte " + std::to_string(at(0)) + ")");
+            return fail(proxy_errc::malformed_reply, "did not answer in SOCKS5 (version byte " + number(at(0)) + ")");
         switch (stage_) {
         case stage::method:
             if (at(1) == socks5::no_acceptable_methods)
                 return fail(proxy_errc::no_acceptable_method,
                             credentials_.empty() ? "accepts none of the methods offered (no authentication)"
-                                                 : "accepts none of the methods offered (no authentication, username/password)");
-            if (at(1) == socks5::username_password && !credentials_.empty()) return next(stage::authentication, std::move(credentials_));
+                                                 : "accepts none of the methods offered (no authentication, "
+                                                   "username/password)");
+            if (at(1) == socks5::username_password && !credentials_.empty())
+                return next(stage::authentication, std::move(credentials_));
             if (at(1) == socks5::no_authentication) return next(stage::reply, std::move(connect_request_));
-            return fail(proxy_errc::malformed_reply, "chose an authentication method not offered (" + std::to_string(at(1)) + ")");
+            return fail(proxy_errc::malformed_reply, "chose an authentication method not offered (" + number(at(1)) + ")");
         case stage::authentication:
-            if (at(1) != 0)
-                return fail(proxy_errc::authentication_failed, "refused user '" + username_ + "'");
+            if (at(1) != 0) return fail(proxy_errc::authentication_failed, "refused user '" + username_ + "'");
             return next(stage::reply, std::move(connect_request_));
         case stage::reply:
             if (at(1) != 0) return refuse(at(1));
             if (at(3) != socks5::ipv4 && at(3) != socks5::ipv6 && at(3) != socks5::domain_name)
-                return fail(proxy_errc::malformed_reply, "answered with an unknown address type (" + std::to_string(at(3)) + ")");
+                return fail(proxy_errc::malformed_reply, "answered with an unknown address type (" + number(at(3)) + ")");
             return succeed();
         }
     }
@@ -151,9 +153,10 @@ private:
     }
 
     void refuse(unsigned char reply) {
-        const auto why = reply >= 1 && reply <= 8 ? static_cast<proxy_errc>(static_cast<int>(proxy_errc::general_failure) + reply - 1)
-                                                  : proxy_errc::unknown_reply;
-        fail(why, "refused the connection to " + target() + " (reply " + std::to_string(reply) + ")");
+        // Reply codes 1-8 are proxy_errc's general_failure … address_type_not_supported, in order.
+        const auto first = static_cast<int>(proxy_errc::general_failure);
+        const auto why = reply >= 1 && reply <= 8 ? static_cast<proxy_errc>(first + reply - 1) : proxy_errc::unknown_reply;
+        fail(why, "refused the connection to " + target() + " (reply " + number(reply) + ")");
     }
 
     std::string username_;

@@ -44,6 +44,16 @@ inline awaitable<std::error_code> run_proxy_handshake(asio::ip::tcp::socket& soc
     }
 }
 
+// Connects to the proxy (`reached` says whether that worked), then runs the handshake.
+inline awaitable<std::error_code> reach_and_run(asio::ip::tcp::socket& socket,
+                                                const asio::ip::tcp::resolver::results_type& endpoints,
+                                                proxy_handshake& handshake, bool& reached) {
+    const auto [ec, endpoint] = co_await asio::async_connect(socket, endpoints, duplex::detail::use_nothrow_awaitable);
+    if (ec) co_return ec;
+    reached = true;
+    co_return co_await run_proxy_handshake(socket, handshake);
+}
+
 inline awaitable<void> close_after(asio::ip::tcp::socket& socket, std::chrono::steady_clock::duration timeout) {
     asio::steady_timer timer(socket.get_executor(), timeout);
     const auto [ec] = co_await timer.async_wait(duplex::detail::use_nothrow_awaitable);
@@ -53,7 +63,8 @@ inline awaitable<void> close_after(asio::ip::tcp::socket& socket, std::chrono::s
     }
 }
 
-// Connects to the proxy and runs the handshake within `timeout`; throws websocket_error naming the proxy.
+// Connects to the proxy and runs the handshake, both within `timeout`; throws websocket_error naming the
+// proxy.
 inline awaitable<asio::ip::tcp::socket> tunnel_through(const proxy_uri& proxy, std::string_view proxy_name,
                                                        proxy_handshake& handshake,
                                                        std::chrono::steady_clock::duration timeout) {
@@ -68,12 +79,11 @@ inline awaitable<asio::ip::tcp::socket> tunnel_through(const proxy_uri& proxy, s
                                                                         duplex::detail::use_nothrow_awaitable);
     if (resolve_ec) throw fail(resolve_ec, "cannot be resolved");
     asio::ip::tcp::socket socket(executor);
-    const auto [connect_ec, endpoint] =
-        co_await asio::async_connect(socket, endpoints, duplex::detail::use_nothrow_awaitable);
-    if (connect_ec) throw fail(connect_ec, "cannot be reached");
-    auto outcome = co_await (run_proxy_handshake(socket, handshake) || close_after(socket, timeout));
+    bool reached = false;
+    auto outcome = co_await (reach_and_run(socket, endpoints, handshake, reached) || close_after(socket, timeout));
     std::error_code ec = proxy_errc::timeout;
     if (outcome.index() == 0) ec = std::get<0>(outcome);
+    if (ec && !reached && ec != proxy_errc::timeout) throw fail(ec, "cannot be reached");
     if (!ec && handshake.status() == proxy_handshake_status::failed) throw fail(handshake.error(), handshake.detail());
     const auto tunnel = ", tunnel to " + handshake.target();
     if (ec == proxy_errc::timeout)
@@ -104,8 +114,9 @@ inline awaitable<asio::ip::tcp::socket> open_tunnel(const proxy_uri& proxy, cons
         const auto [ec, endpoints] =
             co_await resolver.async_resolve(target.host, std::to_string(target.port), duplex::detail::use_nothrow_awaitable);
         if (ec || endpoints.empty())
-            throw websocket_error(ec ? ec : asio::error::host_not_found, "cannot resolve " + target.host + " for SOCKS5 proxy " + proxy.authority() +
-                                          " (socks5h:// lets the proxy resolve it)");
+            throw websocket_error(ec ? ec : asio::error::host_not_found,
+                                  "cannot resolve " + target.host + " for SOCKS5 proxy " + proxy.authority() +
+                                      " (socks5h:// lets the proxy resolve it)");
         host = endpoints.begin()->endpoint().address().to_string();
     }
     socks5_handshake handshake(host, target.port, proxy);
