@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up and builds duplex, then starts the echo sample on http://localhost:5000 (WebSockets at /ws).
+# Installs and builds only what the echo sample needs (scripts/setup.sh sample: its packages and
+# duplex-echo alone), then starts it on http://localhost:5000 (WebSockets at /ws).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh sample
 exec build/examples/duplex-echo --urls "${DUPLEX_URLS:-http://localhost:5000}" "$@"

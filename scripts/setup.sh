@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
 # Installs what duplex needs on Debian 12 (only what is missing) and builds it into build/.
+#
+#   scripts/setup.sh          everything: the packages the tests need too, and every target
+#   scripts/setup.sh sample   only what the echo sample needs: its packages, and duplex-echo alone
+#                             (scripts/run-echo.sh; about a minute instead of about eight)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev openssl zlib1g-dev doctest-dev python3 python3-websockets)
+scope=${1:-all}
+case "$scope" in
+  sample | all) ;;
+  *) echo "usage: $0 [sample|all]" >&2; exit 2 ;;
+esac
+
+# To build duplex-echo: the compiler, Meson, and duplex's dependencies (standalone Asio, OpenSSL, zlib).
+sample_packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev zlib1g-dev)
+# To build and run every test: doctest; Debian's Python with python3-websockets (the real peer of the
+# interop tests) and the openssl command (throwaway certificates); an HTTP CONNECT proxy (tinyproxy) and a
+# SOCKS5 proxy (microsocks) for the client's proxy tests; CMake for the installed package's consumer test.
+test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake)
+
+packages=("${sample_packages[@]}")
+[ "$scope" = sample ] || packages+=("${test_packages[@]}")
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -16,5 +34,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-[ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized
-meson compile -C build
+if [ "$scope" = sample ]; then
+  # Without the tests and benchmarks, configuring needs none of their packages.
+  [ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized -Dtests=false -Dbenchmarks=false
+  meson compile -C build examples/duplex-echo
+else
+  if [ -f build/build.ninja ]; then
+    # A build/ that the sample configured gets the tests and benchmarks back (and a relocatable duplex.pc,
+    # which the install test stages under a temporary folder).
+    # Only when something differs: `meson configure` makes the next build regenerate.
+    wanted=(tests=true benchmarks=true pkgconfig.relocatable=true)
+    current=$(meson introspect --buildoptions build | /usr/bin/python3 -c '
+import json, sys
+for option in json.load(sys.stdin):
+    print("%s=%s" % (option["name"], str(option["value"]).lower()))')
+    for option in "${wanted[@]}"; do
+      grep -qxF "$option" <<<"$current" || { meson configure build "${wanted[@]/#/-D}"; break; }
+    done
+  else
+    meson setup build --buildtype=debugoptimized
+  fi
+  meson compile -C build
+fi

@@ -27,13 +27,30 @@
 #include <charconv>
 #include <chrono>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <span>
 #include <string_view>
 
+namespace {
+
+// The page installed beside the program (meson install: datadir/duplex/echo/wwwroot, found from the
+// program's own location, so a moved or DESTDIR-staged tree still finds it), else the source tree's.
+std::string default_wwwroot() {
+    std::error_code ec;
+    const auto program = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const auto installed = program.parent_path() / DUPLEX_ECHO_INSTALLED_WWWROOT;
+        if (std::filesystem::is_directory(installed, ec)) return installed.lexically_normal().string();
+    }
+    return DUPLEX_ECHO_WWWROOT;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-    std::string_view wwwroot = DUPLEX_ECHO_WWWROOT;
+    std::string wwwroot = default_wwwroot();
     bool compression = false;
     bool callbacks = false;
     duplex::https_options https;

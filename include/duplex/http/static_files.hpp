@@ -2,6 +2,8 @@
 // type of what is served.
 #pragma once
 
+#include <duplex/http/request.hpp>
+
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -9,15 +11,6 @@
 #include <system_error>
 
 namespace duplex::http {
-
-namespace detail {
-inline int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-}  // namespace detail
 
 // Decodes %XX escapes of a URL path. Refuses (nullopt) a malformed escape and any escape that would
 // change the path's structure or smuggle a control byte: %00–%1F, %2F ('/'), %5C ('\').

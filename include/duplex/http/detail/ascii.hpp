@@ -1,4 +1,5 @@
-// ASCII case folding for the protocol's case-insensitive tokens: header names, list tokens, query names.
+// ASCII helpers of the HTTP layer: case folding for the case-insensitive tokens (header names, list
+// tokens, query names) and hex digits for percent-decoding.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +17,14 @@ inline constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
     for (std::size_t i = 0; i < a.size(); ++i)
         if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
     return true;
+}
+
+// A hex digit's value, -1 for another character (percent-decoding).
+inline constexpr int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
 }
 
 }  // namespace duplex::http::detail
