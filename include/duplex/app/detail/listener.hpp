@@ -1,9 +1,11 @@
 // The listeners of duplex::app: an acceptor for every address a URL resolves to, and the accept loop
 // that gives each connection its executor (a strand with several threads), refuses connections past
-// max_connections with 503, and starts an http_connection over TCP or TLS.
+// max_connections with 503 (and, out of file descriptors, the ones it has no descriptor for), and
+// starts an http_connection over TCP or TLS.
 #pragma once
 
 #include <duplex/app/detail/app_core.hpp>
+#include <duplex/app/detail/descriptors.hpp>
 #include <duplex/app/detail/http_connection.hpp>
 #include <duplex/app/detail/listen_url.hpp>
 #include <duplex/config.hpp>
@@ -12,18 +14,20 @@
 
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace duplex::detail {
 
+inline constexpr std::string_view server_at_capacity =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 19\r\nConnection: close\r\n\r\nServer at capacity\n";
+
 // Answers a connection the app has no room for, and closes it.
 inline awaitable<void> refuse(asio::ip::tcp::socket socket) {
-    static constexpr std::string_view answer =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        "Content-Length: 19\r\nConnection: close\r\n\r\nServer at capacity\n";
-    co_await asio::async_write(socket, asio::buffer(answer), use_nothrow_awaitable);
+    co_await asio::async_write(socket, asio::buffer(server_at_capacity), use_nothrow_awaitable);
     std::error_code ignored;
     socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     socket.close(ignored);
@@ -41,13 +45,20 @@ void start_connection(Transport transport, app_core& core) {
 // run on two threads at once. One thread needs none: a strand would cost every completion a second trip
 // through the scheduler.
 inline awaitable<void> accept_loop(asio::io_context& io, std::shared_ptr<asio::ip::tcp::acceptor> acceptor,
-                                   tls::shared_context tls_context, app_core& core, bool use_strands) {
+                                   tls::shared_context tls_context, app_core& core, bool use_strands,
+                                   std::string url) {
+    descriptor_shortage shortage(core.options.name, std::move(url));
     for (;;) {
         const auto executor =
             use_strands ? asio::any_io_executor(asio::make_strand(io)) : asio::any_io_executor(io.get_executor());
         auto [ec, socket] = co_await acceptor->async_accept(executor, use_nothrow_awaitable);
         if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-        if (ec) continue;  // e.g. out of file descriptors: keep serving the connections we have
+        if (is_out_of_descriptors(ec)) {
+            co_await shortage.relieve(*acceptor, tls_context ? std::string_view{} : server_at_capacity);
+            continue;
+        }
+        if (ec) continue;  // the client left before we took its connection: keep serving the others
+        shortage.end();
         std::error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);
         if (core.active_connections >= core.options.max_connections || core.stopping) {
@@ -68,11 +79,29 @@ inline awaitable<void> accept_loop(asio::io_context& io, std::shared_ptr<asio::i
     }
 }
 
+// Raises the process's descriptor limit to its hard limit, once, and says what it is: every connection
+// takes one, so the limit, not max_connections, may be what refuses connections first.
+inline void prepare_descriptor_limit(const app_core& core) {
+    static std::once_flag once;
+    std::call_once(once, [&core] {
+        const auto limit = raise_descriptor_limit();
+        if (!limit) return;
+        std::cout << core.options.name << ": file descriptor limit " << limit->effective;
+        if (limit->effective != limit->before) std::cout << " (raised from " << limit->before << ")";
+        std::cout << std::endl;
+        if (limit->effective < core.options.max_connections)
+            std::cerr << core.options.name << ": max_connections is " << core.options.max_connections
+                      << ", but the hard file descriptor limit allows fewer connections: past it new ones get 503 "
+                         "(raise it with ulimit -Hn, or LimitNOFILE= under systemd)\n";
+    });
+}
+
 // Opens an acceptor on every address `url` resolves to and starts its accept loop; prints
 // "<name> listening on <url>" for each and records it in core.listening_urls. An address that cannot
 // be listened on is reported on stderr and skipped.
 inline void listen(asio::io_context& io, const listen_url& url, app_core& core, bool use_strands,
                    std::vector<std::shared_ptr<asio::ip::tcp::acceptor>>& acceptors) {
+    prepare_descriptor_limit(core);
     asio::ip::tcp::resolver resolver(io);
     for (const auto& entry : resolver.resolve(url.host, url.port, asio::ip::tcp::resolver::passive)) {
         auto acceptor = std::make_shared<asio::ip::tcp::acceptor>(io);
@@ -96,7 +125,7 @@ inline void listen(asio::io_context& io, const listen_url& url, app_core& core, 
         }
         std::cout << core.options.name << " listening on " << shown << std::endl;
         auto tls_context = url.scheme == "https" ? core.https->context : nullptr;
-        asio::co_spawn(io, accept_loop(io, acceptor, std::move(tls_context), core, use_strands), asio::detached);
+        asio::co_spawn(io, accept_loop(io, acceptor, std::move(tls_context), core, use_strands, shown), asio::detached);
         acceptors.push_back(std::move(acceptor));
     }
 }
