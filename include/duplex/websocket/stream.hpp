@@ -89,7 +89,8 @@ public:
     void start_keep_alive(std::chrono::steady_clock::duration interval, std::chrono::steady_clock::duration timeout) {
         core_->start_keep_alive(interval, timeout);
     }
-    void end_request() noexcept { core_->end_request(); }
+    // The request that owned the stream has completed: see stream_core::end_request.
+    awaitable<void> end_request() { return core_->end_request(); }
 
     // What permessage-deflate the handshake agreed, from this end's point of view; empty when none.
     std::optional<duplex::deflate::negotiated> compression() const { return core_->compression(); }

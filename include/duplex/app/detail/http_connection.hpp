@@ -65,7 +65,7 @@ public:
         } catch (const std::exception& e) {
             if (!websocket_) std::cerr << core_.options.name << ": connection ended: " << e.what() << "\n";
         }
-        if (websocket_) websocket_->end_request();
+        if (websocket_) co_await websocket_->end_request();
         deadline_.cancel();
         core_.withdraw(entry);
         --core_.active_connections;

@@ -143,8 +143,9 @@ public:
     awaitable<void> close(close_status status, std::string_view description) override;
     awaitable<void> close_output(close_status status, std::string_view description) override;
     // The request that owned this WebSocket has completed (ASP.NET's pipeline unwound): the connection
-    // is dropped unless it already closed, and every later operation fails with request_ended.
-    void end_request() noexcept;
+    // ends unless it already closed (a close frame of ours still queued is written first), and every
+    // later operation fails with request_ended.
+    awaitable<void> end_request();
     void abort() noexcept override;
 
     // Pings the peer every `interval`; with a non-zero `timeout`, a peer from which no byte arrives
@@ -284,7 +285,9 @@ private:
         throw_if_request_ended();
         throw_if_failed();
         require_opened();
-        if (close_sent_) throw websocket_error(websocket_errc::invalid_state, "send after close");
+        if (close_sent_)
+            throw websocket_error(websocket_errc::invalid_state, "send after close: our close frame is sent "
+                                                                 "(close, close_output, or the server's 1001 at shutdown)");
     }
 
     // ---- sending (impl/write.hpp) ----

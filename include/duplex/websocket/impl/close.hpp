@@ -57,14 +57,25 @@ inline awaitable<void> stream_core<Next>::close_output(close_status status, std:
     }
 }
 
-// The request that owned this WebSocket has completed (ASP.NET's pipeline unwound): the connection
-// is dropped unless it already closed, and every later operation fails with request_ended.
+// The request that owned this WebSocket has completed (ASP.NET's pipeline unwound): every later
+// operation fails with request_ended, and the connection ends unless it closed already. When a close
+// frame of ours was queued (close_output, the app's 1001 at shutdown, a failure's 1008) it is written
+// first and the transport ends as after a close handshake, bounded by close_timeout: a handler whose
+// send failed because of that close (mid-message, say) must not take the frame down with it.
 template <class Next>
-inline void stream_core<Next>::end_request() noexcept {
+inline awaitable<void> stream_core<Next>::end_request() {
+    const auto keep_alive = this->shared_from_this();  // see "Lifetime" in stream_core
     request_ended_ = true;
     if (state_ != websocket_state::closed) {
         if (!failure_) failure_ = make_error_code(websocket_errc::request_ended);
         state_ = websocket_state::aborted;
+    }
+    notify();
+    if (close_sent_ && !write_failed_ && duplex::detail::transport_is_open(next_)) {
+        arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
+        co_await wait_until_flushed();
+        // Linger as a close does, unless another coroutine's receive is reading the transport.
+        if (!receiving_) co_await linger_and_close(true);
     }
     close_now();
     deadline_.cancel();
