@@ -93,6 +93,16 @@ class Server:
                 return int(line.split()[1])
         raise KeyError("rchar")
 
+    def wait_event(self, prefix, timeout):
+        """Waits for a line "EVENT <prefix>..." and returns it (None after the timeout)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = [line for line in self.output if line.startswith("EVENT " + prefix)]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        return None
+
     def lines_with(self, text):
         return [line for line in self.output if text in line]
 
@@ -126,6 +136,52 @@ def raw_request(port, data, read_timeout=5.0):
         except socket.timeout:
             pass
         return received
+
+
+class PacedReader:
+    """Reads server frames from a blocking socket, taking `rate` bytes a second at the most."""
+
+    def __init__(self, sock, rate=None):
+        self.sock, self.rate = sock, rate
+        self.started, self.received = time.time(), 0
+
+    def exact(self, n):
+        data = b""
+        while len(data) < n:
+            wanted = n - len(data)
+            if self.rate:
+                wanted = min(wanted, int(self.rate * (time.time() - self.started)) - self.received)
+                if wanted <= 0:
+                    time.sleep(0.02)
+                    continue
+            chunk = self.sock.recv(min(wanted, 4096))
+            if not chunk:
+                raise EOFError
+            data += chunk
+            self.received += len(chunk)
+        return data
+
+    def frame(self):
+        """(opcode, payload) of the next frame."""
+        b0, b1 = self.exact(2)
+        length = b1 & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", self.exact(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self.exact(8))[0]
+        return b0 & 0x0F, self.exact(length)
+
+
+def close_code_on(sock):
+    """Reads server frames from a blocking socket until a close frame; its code, or None at the end."""
+    reader = PacedReader(sock)
+    try:
+        while True:
+            opcode, payload = reader.frame()
+            if opcode == 0x8:
+                return struct.unpack("!H", payload[:2])[0]
+    except (EOFError, ConnectionError, socket.timeout):
+        return None
 
 
 # ---- a raw WebSocket client on asyncio streams (ws:// and wss://) ----
@@ -276,6 +332,57 @@ class Suite:
                 s.close()
             server.stop()
 
+    # ---- send_timeout: progress is progress ----
+
+    def slow_readers(self):
+        """send_timeout 2 s. Readers taking a steady 4, 12 and 48 KiB/s of a download for 10 s (five send
+        timeouts) are not cut off; one that takes 12 KiB/s for 2 s and then stops is, with close 1008.
+
+        The readers' receive buffers are 4 KiB: on loopback a segment may be 64 KiB, so with a larger
+        buffer a reader's window reopens only every 64 KiB (16 s at 4 KiB/s) and the server could see no
+        progress within 2 s; over a real network segments are 1448 bytes."""
+        server = Server(self.args.server, ["--send-timeout-ms", "2000"])
+        try:
+            results = {}
+
+            def read(name, rate, seconds):
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    s.settimeout(10)
+                    s.connect(("127.0.0.1", server.port))
+                    s.sendall(upgrade_request("/ws/download/1000000000"))
+                    head = b""
+                    while not head.endswith(b"\r\n\r\n"):
+                        head += s.recv(1)
+                    reader = PacedReader(s, rate)
+                    try:
+                        while time.time() - reader.started < seconds:  # whole frames: pings come between
+                            reader.frame()
+                    except EOFError:
+                        results[name] = f"closed by the server after {time.time() - reader.started:.1f} s"
+                        return
+                    results[name] = reader.received
+                    if name == "stops":
+                        if server.wait_event("download failed", 20) is None:
+                            results[name] = "not cut off"
+                            return
+                        results[name] = close_code_on(s)
+
+            readers = [threading.Thread(target=read, args=(f"{kib} KiB/s", kib * 1024, 10)) for kib in (4, 12, 48)]
+            readers.append(threading.Thread(target=read, args=("stops", 12 * 1024, 2)))  # after a frame past 2 s
+            for r in readers:
+                r.start()
+            for r in readers:
+                r.join(60)
+            timeouts = server.lines_with("EVENT download failed: send_timeout")
+            assert len(timeouts) == 1, f"{len(timeouts)} downloads timed out, not only the reader that stopped"
+            for kib in (4, 12, 48):
+                got = results.get(f"{kib} KiB/s")
+                assert isinstance(got, int) and got >= kib * 1024 * 9, f"{kib} KiB/s reader: {got}"
+            assert results.get("stops") == 1008, f"the reader that stopped: {results.get('stops')}"
+        finally:
+            server.stop()
+
     # ---- shutdown reaches every client ----
 
     async def shutdown_mid_message(self, threads):
@@ -354,6 +461,7 @@ def main():
         subprocess.run(["bash", args.make_certs, args.certs], check=True, stdout=subprocess.DEVNULL)
     suite = Suite(args)
     suite.check("descriptor exhaustion", suite.descriptor_exhaustion)
+    suite.check("steady slow readers are not timed out, one that stops is", suite.slow_readers)
     suite.check("shutdown mid-message, two threads", lambda: suite.shutdown_mid_message(2))
     suite.check("shutdown mid-message, one thread", lambda: suite.shutdown_mid_message(1))
     print(f"{suite.passed} passed, {suite.failed} failed")
