@@ -94,7 +94,8 @@ public:
         if (!ec) answer_and_close(refused, answer);
         take();
         if (!ec) return shed::answered;
-        return ec == asio::error::would_block || ec == asio::error::try_again ? shed::nothing_waiting : shed::no_descriptor;
+        const bool nothing_waiting = ec == asio::error::would_block || ec == asio::error::try_again;
+        return nothing_waiting ? shed::nothing_waiting : shed::no_descriptor;
     }
 
 private:
@@ -142,7 +143,8 @@ public:
             in_shortage_ = true;
             refused_ = 0;
             std::cerr << app_name_ << ": out of file descriptors, accepting on " << url_ << " failed: "
-                      << (answer.empty() ? "closing" : "answering 503 to") << " new connections there until some close\n";
+                      << (answer.empty() ? "closing" : "answering 503 to")
+                      << " new connections there until some close\n";
         }
         switch (reserve_.shed_one(acceptor, answer)) {
         case descriptor_reserve::shed::answered:
