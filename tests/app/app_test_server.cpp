@@ -107,17 +107,17 @@ std::string text_option(int argc, char** argv, std::string_view name) {
 }  // namespace
 
 // Options for the checks that need a server of their own (tests/app/pressure_test.py): --max-connections,
-// --max-message-size, --max-fragments, --send-timeout-ms, --shutdown-timeout-ms, --cert and --key (for
-// https:// URLs), and the app's own --threads and --urls.
+// --max-body-bytes, --request-timeout-ms, --max-message-size, --max-fragments, --send-timeout-ms,
+// --shutdown-timeout-ms, --cert and --key (for https:// URLs), and the app's own --threads and --urls.
 int main(int argc, char** argv) {
     const std::string wwwroot = text_option(argc, argv, "--wwwroot");
 
     duplex::app_options options;
     options.worker_threads = 2;
     options.max_connections = static_cast<std::size_t>(number_option(argc, argv, "--max-connections", 20));
-    options.request_timeout = 500ms;
+    options.request_timeout = std::chrono::milliseconds(number_option(argc, argv, "--request-timeout-ms", 500));
     options.idle_timeout = 3s;
-    options.max_request_body_size = 1024;
+    options.max_request_body_size = static_cast<std::size_t>(number_option(argc, argv, "--max-body-bytes", 1024));
     options.shutdown_timeout = std::chrono::milliseconds(number_option(argc, argv, "--shutdown-timeout-ms", 3000));
     options.http_limits.max_target_bytes = 256;
     options.http_limits.max_head_bytes = 2048;
@@ -151,7 +151,12 @@ int main(int argc, char** argv) {
         co_return;
     });
     app.map("/echo-body", [](duplex::http_context& ctx) -> duplex::awaitable<void> {
-        ctx.response.body = ctx.request_body;
+        ctx.response.body = std::string(co_await ctx.read_body());
+    });
+    // Answers without reading the body: the connection drops it (or closes, for a client that waits for
+    // 100 Continue).
+    app.map("/ignore-body", [](duplex::http_context& ctx) -> duplex::awaitable<void> {
+        ctx.response.body = "ignored";
         co_return;
     });
     // Large enough that its response is still being written when a client that reads slowly sends SIGTERM.
