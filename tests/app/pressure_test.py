@@ -17,11 +17,13 @@ Each check prints PASS/FAIL; the last line is "N passed, M failed"; exit status 
 """
 import argparse
 import asyncio
-import base64
+import hashlib
+import http.client
 import os
 import queue
 import re
 import resource
+import shutil
 import signal
 import socket
 import ssl
@@ -32,7 +34,8 @@ import tempfile
 import threading
 import time
 
-KEY = base64.b64encode(os.urandom(16)).decode()
+from app_test import read_to_end, status_of, upgrade_request
+
 
 
 class Server:
@@ -112,30 +115,11 @@ class Server:
             self.process.wait()
 
 
-def upgrade_request(path):
-    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-
-
-def status_of(response):
-    parts = response.split(b"\r\n", 1)[0].split(b" ")
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
-
-
 def raw_request(port, data, read_timeout=5.0):
-    """Sends raw bytes, returns everything received until the server closes (or the timeout)."""
+    """Sends raw bytes, returns everything received until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as s:
         s.sendall(data)
-        received = b""
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                received += chunk
-        except socket.timeout:
-            pass
-        return received
+        return read_to_end(s)
 
 
 class PacedReader:
@@ -383,6 +367,101 @@ class Suite:
         finally:
             server.stop()
 
+    # ---- static files are streamed ----
+
+    def large_static_file(self):
+        """A 64 MiB file. Ten clients request it and do not read: the server's memory stays under 100 MiB
+        (peak RSS) and a WebSocket echo answers meanwhile. Five HEAD requests give its size and read none of
+        it. A client that reads gets every byte; one asking for a range gets exactly that range."""
+        wwwroot = tempfile.mkdtemp(prefix="duplex-pressure-")
+        content = hashlib.sha256()
+        with open(os.path.join(wwwroot, "big.bin"), "wb") as f:
+            for i in range(64):
+                block = hashlib.sha256(str(i).encode()).digest() * (1 << 15)  # 1 MiB, different per block
+                content.update(block)
+                f.write(block)
+        server = Server(self.args.server, ["--request-timeout-ms", "20000"], wwwroot=wwwroot, certs=self.args.certs)
+        stalled = []
+        try:
+            for _ in range(10):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+                s.connect(("127.0.0.1", server.port))
+                s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+                stalled.append(s)
+            time.sleep(1.0)  # the server fills what the sockets take and waits
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as ws:
+                ws.sendall(upgrade_request("/ws"))
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += ws.recv(1)
+                ws.sendall(client_frame(0x1, b"still here"))
+                reader = PacedReader(ws)
+                while True:
+                    opcode, payload = reader.frame()
+                    if opcode == 0x1:
+                        break
+                assert payload == b"still here", payload
+            peak = server.status_field("VmHWM")
+            assert peak < 100 * 1024 * 1024, f"peak RSS {peak / 2**20:.0f} MiB with ten stalled downloads of 64 MiB"
+
+            read_before = server.bytes_read()
+            for _ in range(5):
+                r = raw_request(server.port, b"HEAD /big.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                head, _, body = r.partition(b"\r\n\r\n")
+                assert status_of(head) == 200 and b"Content-Length: 67108864\r\n" in head + b"\r\n", head
+                assert body == b"", f"HEAD sent {len(body)} B of body"
+            read = server.bytes_read() - read_before
+            assert read < 1 << 20, f"five HEAD requests read {read / 2**20:.1f} MiB"
+
+            whole = raw_request(server.port, b"GET /big.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 20)
+            head, _, file_bytes = whole.partition(b"\r\n\r\n")
+            assert status_of(head) == 200 and len(file_bytes) == 64 << 20, (head[:60], len(file_bytes))
+            assert hashlib.sha256(file_bytes).digest() == content.digest(), "the file arrived changed"
+            part = raw_request(server.port, b"GET /big.bin HTTP/1.1\r\nHost: a\r\nRange: bytes=33554430-33554439\r\n"
+                               b"Connection: close\r\n\r\n")
+            head, _, body = part.partition(b"\r\n\r\n")
+            assert status_of(head) == 206 and body == file_bytes[33554430:33554440], head
+            # The same over https://, where the file goes through the TLS layer chunk by chunk.
+            for headers, status, expected in [({}, 200, file_bytes), ({"Range": "bytes=-100000"}, 206, file_bytes[-100000:])]:
+                connection = http.client.HTTPSConnection("127.0.0.1", server.tls_port, timeout=20,
+                                                         context=trusting_context(self.args.certs))
+                connection.request("GET", "/big.bin", headers=headers)
+                response = connection.getresponse()
+                got = response.read()
+                connection.close()
+                assert response.status == status and got == expected, f"https {headers}: {response.status}, {len(got)} B"
+        finally:
+            for s in stalled:
+                s.close()
+            server.stop()
+            shutil.rmtree(wwwroot, ignore_errors=True)
+
+    def idle_uploads(self):
+        """100 clients each send 900 KiB of a 1 MiB body to a handler that does not read it, then stall: the
+        server holds none of it (RSS stays under 50 MiB); each gets its answer once the body is complete."""
+        server = Server(self.args.server, ["--request-timeout-ms", "20000", "--max-connections", "1000",
+                                           "--max-body-bytes", str(1 << 20)])
+        uploads = []
+        try:
+            for _ in range(100):
+                s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                s.sendall(b"POST /ignore-body HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n" +
+                          b"u" * (900 << 10))
+                uploads.append(s)
+            time.sleep(1.0)
+            rss = server.status_field("VmRSS")
+            assert rss < 50 * 1024 * 1024, f"RSS {rss / 2**20:.0f} MiB with 100 stalled uploads of 900 KiB"
+            for s in uploads:
+                s.sendall(b"u" * (124 << 10) + b"GET /hello?next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            for s in uploads:
+                answer = read_to_end(s)
+                assert answer.count(b"HTTP/1.1 200") == 2 and answer.endswith(b"hello next"), answer[-80:]
+        finally:
+            for s in uploads:
+                s.close()
+            server.stop()
+
     # ---- shutdown reaches every client ----
 
     async def shutdown_mid_message(self, threads):
@@ -462,6 +541,9 @@ def main():
     suite = Suite(args)
     suite.check("descriptor exhaustion", suite.descriptor_exhaustion)
     suite.check("steady slow readers are not timed out, one that stops is", suite.slow_readers)
+    suite.check("large static file: stalled downloads hold no file in memory, HEAD reads nothing",
+                suite.large_static_file)
+    suite.check("idle uploads hold no body in memory", suite.idle_uploads)
     suite.check("shutdown mid-message, two threads", lambda: suite.shutdown_mid_message(2))
     suite.check("shutdown mid-message, one thread", lambda: suite.shutdown_mid_message(1))
     print(f"{suite.passed} passed, {suite.failed} failed")
