@@ -187,6 +187,14 @@ int main(int argc, char** argv) {
         if (path == "/ws") {
             auto ws = co_await ctx.websockets.accept_websocket();
             co_await duplex::examples::echo(ws);
+        } else if (path == "/ws/echo-reporting") {  // the echo, saying how it ended
+            auto ws = co_await ctx.websockets.accept_websocket();
+            try {
+                co_await duplex::examples::echo(ws);
+                event("echo ended normally");
+            } catch (const duplex::websocket_error& e) {
+                event(std::string("echo ended: ") + e.what());
+            }
         } else if (path == "/ws/subprotocol") {
             const auto offered = ctx.websockets.requested_protocols();
             const bool has_v2 = std::find(offered.begin(), offered.end(), "chat.v2") != offered.end();

@@ -474,7 +474,7 @@ class Suite:
             sigterm_sent = asyncio.Event()
 
             async def fragmenting_client(port, context):
-                reader, writer = await open_websocket(port, "/ws", context, receive_buffer=16384)
+                reader, writer = await open_websocket(port, "/ws/echo-reporting", context, receive_buffer=16384)
                 fragment = os.urandom(4096)
 
                 async def send_fragments():
@@ -524,6 +524,11 @@ class Suite:
             assert codes == [1001] * len(codes), f"close codes {codes} (expected 1001 for all {len(codes)})"
             status = await asyncio.to_thread(server.process.wait, 10)
             assert status == 0, f"exit status {status}"
+            # Each handler ended on its own terms: it saw the peer's close, or a send that says why it failed.
+            endings = server.lines_with("EVENT echo ended")
+            assert len(endings) == 16, endings
+            for ending in endings:
+                assert ending == "EVENT echo ended normally" or "send after close" in ending and "1001" in ending, ending
             cut_off = server.lines_with("shutdown_timeout passed")
             assert not cut_off, cut_off
         finally:
