@@ -15,6 +15,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -79,12 +80,19 @@ inline awaitable<void> accept_loop(asio::io_context& io, std::shared_ptr<asio::i
     }
 }
 
-// Raises the process's descriptor limit to its hard limit, once, and says what it is: every connection
-// takes one, so the limit, not max_connections, may be what refuses connections first.
-inline void prepare_descriptor_limit(const app_core& core) {
+// Raises the process's descriptor limit to its hard limit, once, and returns what it is now: every
+// connection takes a descriptor, so the limit, not max_connections, may be what refuses connections.
+inline const std::optional<descriptor_limit>& process_descriptor_limit() {
+    static const auto limit = raise_descriptor_limit();
+    return limit;
+}
+
+// Says what the descriptor limit is, once, after the first "listening on" line (scripts wait for that
+// line first), with a warning when it is below max_connections.
+inline void report_descriptor_limit(const app_core& core) {
     static std::once_flag once;
     std::call_once(once, [&core] {
-        const auto limit = raise_descriptor_limit();
+        const auto& limit = process_descriptor_limit();
         if (!limit) return;
         std::cout << core.options.name << ": file descriptor limit " << limit->effective;
         if (limit->effective != limit->before) std::cout << " (raised from " << limit->before << ")";
@@ -101,7 +109,7 @@ inline void prepare_descriptor_limit(const app_core& core) {
 // be listened on is reported on stderr and skipped.
 inline void listen(asio::io_context& io, const listen_url& url, app_core& core, bool use_strands,
                    std::vector<std::shared_ptr<asio::ip::tcp::acceptor>>& acceptors) {
-    prepare_descriptor_limit(core);
+    process_descriptor_limit();
     asio::ip::tcp::resolver resolver(io);
     for (const auto& entry : resolver.resolve(url.host, url.port, asio::ip::tcp::resolver::passive)) {
         auto acceptor = std::make_shared<asio::ip::tcp::acceptor>(io);
@@ -124,6 +132,7 @@ inline void listen(asio::io_context& io, const listen_url& url, app_core& core, 
             core.listening_urls.push_back(shown);
         }
         std::cout << core.options.name << " listening on " << shown << std::endl;
+        report_descriptor_limit(core);
         auto tls_context = url.scheme == "https" ? core.https->context : nullptr;
         asio::co_spawn(io, accept_loop(io, acceptor, std::move(tls_context), core, use_strands, shown), asio::detached);
         acceptors.push_back(std::move(acceptor));
