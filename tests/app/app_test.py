@@ -412,8 +412,14 @@ class Suite:
         r = raw_request(self.server.port, b"GET http://127.0.0.1/hello?x=2 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                         b"Connection: close\r\n\r\n")
         assert status_of(r) == 200 and r.endswith(b"hello x=2"), r[:200]
-        r = raw_request(self.server.port, upgrade_request(f"HTTP://127.0.0.1:{self.server.port}/ws"))
-        assert status_of(r) == 101, r[:100]
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+            s.sendall(upgrade_request(f"HTTP://127.0.0.1:{self.server.port}/ws"))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(4096)
+                assert chunk, head
+                head += chunk
+            assert status_of(head) == 101, head[:100]
         r = raw_request(self.server.port, b"GET http://127.0.0.1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         assert status_of(r) == 200 and b"index page" in r, r[:100]
 

@@ -96,15 +96,19 @@ class Server:
                 return int(line.split()[1])
         raise KeyError("rchar")
 
-    def wait_event(self, prefix, timeout):
-        """Waits for a line "EVENT <prefix>..." and returns it (None after the timeout)."""
+    def wait_line(self, text, timeout):
+        """Waits for a line containing `text` and returns it (None after the timeout)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            found = [line for line in self.output if line.startswith("EVENT " + prefix)]
+            found = self.lines_with(text)
             if found:
                 return found[0]
             time.sleep(0.05)
         return None
+
+    def wait_event(self, prefix, timeout):
+        """Waits for a line "EVENT <prefix>..." and returns it (None after the timeout)."""
+        return self.wait_line("EVENT " + prefix, timeout)
 
     def lines_with(self, text):
         return [line for line in self.output if text in line]
@@ -272,7 +276,7 @@ class Suite:
         server = Server(self.args.server, ["--max-connections", "1000"], descriptor_limit=(40, 48))
         held = []
         try:
-            assert server.lines_with("file descriptor limit 48 (raised from 40)"), server.output[:3]
+            assert server.wait_line("file descriptor limit 48 (raised from 40)", 5), server.output[:3]
             statuses = []
             for _ in range(60):
                 s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -298,6 +302,7 @@ class Suite:
             busy = server.cpu_seconds() - cpu_before
             elapsed = time.time() - started
             assert busy < 0.25 * elapsed, f"{busy:.2f} s of CPU in {elapsed:.1f} s at the descriptor limit: spinning"
+            server.wait_line("out of file descriptors", 5)
             shortage = server.lines_with("out of file descriptors")
             assert len(shortage) == 1, shortage
 
@@ -310,7 +315,7 @@ class Suite:
                     break
                 time.sleep(0.1)
             assert status_of(r) == 200 and r.endswith(b"hello again"), r[:80]
-            assert server.lines_with("file descriptors available again"), server.output[-3:]
+            assert server.wait_line("file descriptors available again", 5), server.output[-3:]
         finally:
             for s in held:
                 s.close()
