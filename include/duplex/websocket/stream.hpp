@@ -108,12 +108,12 @@ public:
     }
     template <class Token>
     auto async_close(close_status status, std::string_view description, Token&& token) {
-        return duplex::detail::async_operation_void(std::forward<Token>(token), core_,
+        return duplex::detail::async_operation(std::forward<Token>(token), core_,
                                                     [=](auto& s) { return s.close(status, description); });
     }
     template <class Token>
     auto async_close_output(close_status status, std::string_view description, Token&& token) {
-        return duplex::detail::async_operation_void(std::forward<Token>(token), core_,
+        return duplex::detail::async_operation(std::forward<Token>(token), core_,
                                                     [=](auto& s) { return s.close_output(status, description); });
     }
 

@@ -134,28 +134,17 @@ struct initiate_operation {
     }
 };
 
-// The token form of an operation completing with (error_code) or (error_code, T): `operation(socket)`
+// The token form of an operation completing with (error_code) or (error_code, Result): `operation(socket)`
 // makes the awaitable operation (to be started on the socket's executor).
-template <class Token, class Socket, class Operation>
-auto async_operation_void(Token&& token, std::shared_ptr<Socket> socket, Operation operation) {
-    if constexpr (is_use_awaitable<Token>) {
-        return on_socket_executor(*socket, operation(*socket));
-    } else if constexpr (is_use_awaitable_tuple<Token>) {
-        return with_error_code(on_socket_executor(*socket, operation(*socket)));
-    } else {
-        return asio::async_initiate<Token, void(std::error_code)>(initiate_operation<>{}, token, std::move(socket),
-                                                                  std::move(operation));
-    }
-}
-template <class T, class Token, class Socket, class Operation>
+template <class... Result, class Token, class Socket, class Operation>
 auto async_operation(Token&& token, std::shared_ptr<Socket> socket, Operation operation) {
     if constexpr (is_use_awaitable<Token>) {
         return on_socket_executor(*socket, operation(*socket));
     } else if constexpr (is_use_awaitable_tuple<Token>) {
         return with_error_code(on_socket_executor(*socket, operation(*socket)));
     } else {
-        return asio::async_initiate<Token, void(std::error_code, T)>(initiate_operation<T>{}, token, std::move(socket),
-                                                                     std::move(operation));
+        return asio::async_initiate<Token, void(std::error_code, Result...)>(
+            initiate_operation<Result...>{}, token, std::move(socket), std::move(operation));
     }
 }
 
