@@ -89,18 +89,23 @@ async def echo_sample_options(path):
         assert done.returncode != 0 and message in output and "listening" not in output, (arguments, done.returncode, output)
 
 
+async def expect_every_step_then_close(ws, steps):
+    """The background processor's messages, each step in order, then its normal close."""
+    messages = [await asyncio.wait_for(ws.recv(), 5) for _ in range(steps)]
+    assert messages == [f"processing step {i} of {steps}" for i in range(1, steps + 1)], messages
+    try:
+        await asyncio.wait_for(ws.recv(), 5)
+        raise AssertionError("expected the processor to close the socket")
+    except websockets.exceptions.ConnectionClosedOK:
+        pass
+
+
 async def background_processor(path):
     process, port = await start(path)
     try:
         async def one_client():
             async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
-                messages = [await asyncio.wait_for(ws.recv(), 5) for _ in range(5)]
-                assert messages == [f"processing step {i} of 5" for i in range(1, 6)], messages
-                try:
-                    await asyncio.wait_for(ws.recv(), 5)
-                    raise AssertionError("expected the processor to close the socket")
-                except websockets.exceptions.ConnectionClosedOK:
-                    pass
+                await expect_every_step_then_close(ws, 5)
                 assert (ws.close_code, ws.close_reason) == (1000, "processing complete")
         await asyncio.gather(*(one_client() for _ in range(5)))
     finally:
@@ -121,13 +126,7 @@ async def background_processor_keep_alive(path):
     collector = asyncio.create_task(collect())
     try:
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
-            messages = [await asyncio.wait_for(ws.recv(), 5) for _ in range(15)]
-            assert messages == [f"processing step {i} of 15" for i in range(1, 16)], messages
-            try:
-                await asyncio.wait_for(ws.recv(), 5)
-                raise AssertionError("expected the processor to close the socket")
-            except websockets.exceptions.ConnectionClosedOK:
-                pass
+            await expect_every_step_then_close(ws, 15)
         # A raw client: the upgrade, then it reads what comes and never answers a ping.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -155,6 +155,9 @@ TEST_CASE("use_future from a thread outside the io_context, and deferred") {
     std::promise<duplex::websocket> connected;
     asio::co_spawn(io, [&]() -> duplex::awaitable<void> { connected.set_value(co_await duplex::connect(server.url())); },
                    asio::detached);
+    // Kept busy until the end: once the server drops the connection nothing is pending until this thread
+    // starts the last receive, and run_for would return before it.
+    auto busy = asio::make_work_guard(io);
     std::thread runner([&] { io.run_for(20s); });
     auto ws = connected.get_future().get();
     const std::string ping = "ping", drop = "drop";
@@ -179,6 +182,7 @@ TEST_CASE("use_future from a thread outside the io_context, and deferred") {
     std::array<std::byte, 16> buffer;
     auto dropped = ws.async_receive(asio::buffer(buffer), asio::use_future([](std::error_code ec, duplex::receive_result) { return ec; }));
     CHECK(dropped.get() == duplex::websocket_errc::connection_closed_prematurely);
+    busy.reset();
     runner.join();
 }
 
