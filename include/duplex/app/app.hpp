@@ -17,6 +17,7 @@
 #include <duplex/app/detail/app_core.hpp>
 #include <duplex/app/detail/listen_url.hpp>
 #include <duplex/app/detail/listener.hpp>
+#include <duplex/app/detail/processor_count.hpp>
 #include <duplex/app/http_context.hpp>
 #include <duplex/app/https_options.hpp>
 #include <duplex/app/pipeline.hpp>
@@ -207,9 +208,10 @@ private:
         return n;
     }
 
+    // The CPUs this process may run on (its affinity and cgroup quota, as .NET counts them), unless set.
     unsigned thread_count() const {
         const auto configured = core_->options.worker_threads;
-        return configured != 0 ? configured : std::max(1u, std::thread::hardware_concurrency());
+        return configured != 0 ? configured : detail::processor_count();
     }
 
     static bool origin_allowed(const http::request& request, const websocket_options& options) {
