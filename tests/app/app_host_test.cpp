@@ -125,6 +125,53 @@ TEST_CASE("WebSocket handles kept beyond run() and the app fail their operations
     kept.clear();
 }
 
+TEST_CASE("connect_options::endpoint: no name is resolved, and the URI's host is still the Host") {
+    std::mutex mutex;
+    std::vector<std::string> hosts_seen;
+    duplex::app_options options;
+    options.worker_threads = 1;
+    options.logging.minimum_level = duplex::log_level::none;
+    duplex::app app(options);
+    app.use_websockets();
+    app.use([&](duplex::http_context& ctx, duplex::next) -> duplex::awaitable<void> {
+        {
+            std::lock_guard lock(mutex);
+            hosts_seen.emplace_back(ctx.request.headers.get("Host").value_or(""));
+        }
+        auto ws = co_await ctx.websockets.accept_websocket();
+        std::string message;
+        for (;;) {
+            auto r = co_await ws.receive_message(message, 1024);
+            if (r.close_status) break;
+            co_await ws.send(message);
+        }
+        co_await ws.close(duplex::close_status::normal_closure);
+    });
+    test::app_runner runner(app);
+    runner.start();
+    as_client([&]() -> duplex::awaitable<void> {
+        duplex::connect_options connect;
+        connect.endpoint = tcp::endpoint(asio::ip::address_v4::loopback(), runner.port());
+        // .invalid never resolves (RFC 6761): only the endpoint can have been used.
+        auto ws = co_await duplex::connect("ws://service.invalid:8080/feed", connect);
+        co_await ws.send("hi");
+        std::string reply;
+        co_await ws.receive_message(reply, 1024);
+        CHECK(reply == "hi");
+        co_await ws.close(duplex::close_status::normal_closure);
+        // An IP literal needs no resolver either (and no endpoint).
+        auto direct = co_await duplex::connect("ws://127.0.0.1:" + std::to_string(runner.port()) + "/");
+        co_await direct.send("there");
+        co_await direct.receive_message(reply, 1024);
+        CHECK(reply == "there");
+        co_await direct.close(duplex::close_status::normal_closure);
+    });
+    runner.stop();
+    REQUIRE(hosts_seen.size() == 2);
+    CHECK(hosts_seen[0] == "service.invalid:8080");
+    CHECK(hosts_seen[1] == "127.0.0.1:" + std::to_string(runner.port()));
+}
+
 TEST_CASE("the log: handler failures before and after the upgrade, with the connection and the request") {
     captured_log log;
     duplex::app_options options;
