@@ -9,8 +9,12 @@
 #include "app_runner.hpp"
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <thread>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -69,6 +73,20 @@ void as_client(F body) {
     if (failure) std::rethrow_exception(failure);
 }
 
+// A handler's echo: every message back until the client's close, then the close completed; `note`
+// (by value: it must live as long as the coroutine) runs before and after each receive.
+duplex::awaitable<void> echo_until_close(duplex::websocket& ws, std::function<void()> note = {}) {
+    std::string message;
+    for (;;) {
+        if (note) note();
+        auto r = co_await ws.receive_message(message, 1024);
+        if (note) note();
+        if (r.close_status) break;
+        co_await ws.send(message);
+    }
+    co_await ws.close(duplex::close_status::normal_closure);
+}
+
 }  // namespace
 
 TEST_CASE("WebSocket handles kept beyond run() and the app fail their operations at once and are destroyed cleanly") {
@@ -125,6 +143,54 @@ TEST_CASE("WebSocket handles kept beyond run() and the app fail their operations
     kept.clear();
 }
 
+TEST_CASE("worker threads: an io_context each; a connection stays on its thread, connections go round-robin") {
+    std::mutex mutex;
+    std::map<int, std::set<std::thread::id>> threads_of;  // connection number -> threads it ran on
+    int accepted = 0;
+    duplex::app_options options;
+    options.worker_threads = 2;
+    options.logging.minimum_level = duplex::log_level::none;
+    duplex::app app(options);
+    app.use_websockets();
+    app.use([&](duplex::http_context& ctx, duplex::next) -> duplex::awaitable<void> {
+        auto ws = co_await ctx.websockets.accept_websocket();
+        int number;
+        {
+            std::lock_guard lock(mutex);
+            number = accepted++;
+        }
+        co_await echo_until_close(ws, [&, number] {
+            std::lock_guard lock(mutex);
+            threads_of[number].insert(std::this_thread::get_id());
+        });
+    });
+    test::app_runner runner(app);
+    runner.start();
+    as_client([&]() -> duplex::awaitable<void> {
+        const auto url = "ws://127.0.0.1:" + std::to_string(runner.port()) + "/";
+        std::vector<duplex::websocket> clients;
+        for (int i = 0; i < 4; ++i) clients.push_back(co_await duplex::connect(url));
+        std::string reply;
+        for (int round = 0; round < 20; ++round)
+            for (auto& c : clients) {
+                co_await c.send("round " + std::to_string(round));
+                co_await c.receive_message(reply, 1024);
+                CHECK(reply == "round " + std::to_string(round));
+            }
+        for (auto& c : clients) {
+            co_await c.close(duplex::close_status::normal_closure);
+        }
+    });
+    runner.stop();
+    REQUIRE(threads_of.size() == 4);
+    std::set<std::thread::id> all;
+    for (auto& [number, threads] : threads_of) {
+        CHECK_MESSAGE(threads.size() == 1, "connection " << number << " ran on " << threads.size() << " threads");
+        all.insert(threads.begin(), threads.end());
+    }
+    CHECK(all.size() == 2);  // handed round-robin: both workers serve connections
+}
+
 TEST_CASE("connect_options::endpoint: no name is resolved, and the URI's host is still the Host") {
     std::mutex mutex;
     std::vector<std::string> hosts_seen;
@@ -139,13 +205,7 @@ TEST_CASE("connect_options::endpoint: no name is resolved, and the URI's host is
             hosts_seen.emplace_back(ctx.request.headers.get("Host").value_or(""));
         }
         auto ws = co_await ctx.websockets.accept_websocket();
-        std::string message;
-        for (;;) {
-            auto r = co_await ws.receive_message(message, 1024);
-            if (r.close_status) break;
-            co_await ws.send(message);
-        }
-        co_await ws.close(duplex::close_status::normal_closure);
+        co_await echo_until_close(ws);
     });
     test::app_runner runner(app);
     runner.start();
