@@ -290,14 +290,17 @@ inline auto stream_core<Next>::delivered(std::size_t count, bool end_of_message)
 // `destination` itself when they were read straight into the caller's buffer) into the caller's
 // buffer, unmasked, and a text message's are validated as UTF-8. Text goes chunk by chunk, each
 // validated right after it is unmasked, while it is still in the L1 cache: a 1 MiB text message is
-// brought through the cache once instead of twice.
+// brought through the cache once instead of twice. With nothing to unmask or copy (a client's direct
+// read) there is nothing to share a pass with, and the validator takes it whole.
 template <class Next>
 inline auto stream_core<Next>::took_payload(std::byte* destination, const std::byte* source, std::size_t count)
     -> receive_step {
-    constexpr std::size_t chunk = 8 * 1024;  // with its source, well inside a 32 KiB L1 data cache
     const bool text = message_kind_ == message_type::text;
+    const bool in_place = source == destination && !frame_.masked;
+    // with its source, well inside a 32 KiB L1 data cache
+    const std::size_t chunk = text && !in_place ? 8 * 1024 : count;
     for (std::size_t done = 0; done < count;) {
-        const auto n = text ? std::min(chunk, count - done) : count - done;
+        const auto n = std::min(chunk, count - done);
         const auto offset = static_cast<std::size_t>(frame_offset_ + done);
         if (frame_.masked) {
             if (source == destination) apply_mask(destination + done, n, frame_.key, offset);
