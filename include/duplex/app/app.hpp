@@ -154,15 +154,16 @@ public:
         std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> acceptors;
         acceptors_ = &acceptors;
         pool_ = pool.get();
-        io_ = &io;
+        set_running(core_->io);
         for (const auto& url : parsed) detail::listen(*pool, url, *core_, acceptors);
         if (acceptors.empty()) {
-            io_ = nullptr;
+            set_running(nullptr);
             pool_ = nullptr;
             acceptors_ = nullptr;
             core_->io.reset();
             throw std::runtime_error("no address to listen on: " + chosen);
         }
+        detail::report_descriptor_limit(*core_);
         core_->log(log_level::information, std::to_string(threads) + " worker thread" + (threads == 1 ? "" : "s") +
                                                 " (an io_context each), at most " +
                                                 std::to_string(core_->options.max_connections) + " connections");
@@ -178,7 +179,7 @@ public:
         pool->stop();  // io.run() returns when drain() stopped every io_context; this is for any other exit
         for (auto& w : workers) w.join();
         keep_running.clear();
-        io_ = nullptr;
+        set_running(nullptr);
         pool_ = nullptr;
         acceptors_ = nullptr;
         // No thread runs an io_context now. What the shutdown did not end (the shutdown timeout passed,
@@ -193,9 +194,15 @@ public:
     // Thread-safe: stops accepting, sends close 1001 to every WebSocket, waits up to shutdown_timeout
     // for the handlers to finish, then ends run().
     void stop() {
-        auto* io = io_.load();
-        if (!io) return;
-        asio::post(*io, [this, io] {
+        // Held until post() has returned: a post wakes a worker, which may see the shutdown through and
+        // end run() while this thread is still signalling the io_context it posted to.
+        std::shared_ptr<asio::io_context> running;
+        {
+            std::lock_guard lock(running_mutex_);
+            running = running_;
+        }
+        if (!running) return;
+        asio::post(*running, [this, io = running.get()] {
             if (core_->stopping.exchange(true)) return;
             for (auto& a : *acceptors_) {
                 std::error_code ignored;
@@ -213,6 +220,11 @@ public:
     }
 
 private:
+    void set_running(std::shared_ptr<asio::io_context> io) {
+        std::lock_guard lock(running_mutex_);
+        running_ = std::move(io);
+    }
+
     static unsigned parse_thread_count(std::string_view text) {
         unsigned n = 0;
         const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
@@ -254,8 +266,11 @@ private:
     std::unique_ptr<detail::app_core> core_;
     std::vector<std::unique_ptr<websocket_options>> websocket_options_;
     std::string command_line_urls_;
-    std::atomic<asio::io_context*> io_{nullptr};  // the pool's first, where the acceptors and drain() run
-    detail::io_pool* pool_ = nullptr;
+    // The first io_context (sharing the ownership of the whole io_pool) while run() runs, for stop()
+    // from any thread; the acceptors and drain() run there.
+    std::mutex running_mutex_;
+    std::shared_ptr<asio::io_context> running_;
+    detail::io_pool* pool_ = nullptr;  // used on the first io_context only
     std::vector<std::shared_ptr<asio::ip::tcp::acceptor>>* acceptors_ = nullptr;
 };
 
