@@ -5,7 +5,7 @@
 //               [--buffer-size BYTES] [--receive-buffer-size BYTES]
 //               [--cert FILE --key FILE [--handshake-timeout-ms N]]        (default http://localhost:5000)
 //
-// --threads sets the event loop's threads (default: one per hardware thread). --buffer-size sets the
+// --threads sets the event loop's threads (default: one per CPU the process may use). --buffer-size sets the
 // echo's buffer (default 4096, the seed's; allocated once per connection) and --receive-buffer-size the
 // WebSocket's own read buffer (use_websockets' receive_buffer_size, default 4096): larger ones echo large
 // messages in fewer, larger pieces with fewer reads, as benchmarks/run does for 16 KiB and 1 MiB messages.

@@ -11,8 +11,11 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -72,6 +75,20 @@ void as_client(F body) {
     if (failure) std::rethrow_exception(failure);
 }
 
+// A handler's echo: every message back until the client's close, then the close completed; `note`
+// (by value: it must live as long as the coroutine) runs before and after each receive.
+duplex::awaitable<void> echo_until_close(duplex::websocket& ws, std::function<void()> note = {}) {
+    std::string message;
+    for (;;) {
+        if (note) note();
+        auto r = co_await ws.receive_message(message, 1024);
+        if (note) note();
+        if (r.close_status) break;
+        co_await ws.send(message);
+    }
+    co_await ws.close(duplex::close_status::normal_closure);
+}
+
 }  // namespace
 
 TEST_CASE("WebSocket handles kept beyond run() and the app fail their operations at once and are destroyed cleanly") {
@@ -126,6 +143,95 @@ TEST_CASE("WebSocket handles kept beyond run() and the app fail their operations
     }
     // The app is gone; the handles go now (ASan and valgrind: no invalid access, no leak).
     kept.clear();
+}
+
+TEST_CASE("worker threads: an io_context each; a connection stays on its thread, connections go round-robin") {
+    std::mutex mutex;
+    std::map<int, std::set<std::thread::id>> threads_of;  // connection number -> threads it ran on
+    int accepted = 0;
+    duplex::app_options options;
+    options.worker_threads = 2;
+    options.logging.minimum_level = duplex::log_level::none;
+    duplex::app app(options);
+    app.use_websockets();
+    app.use([&](duplex::http_context& ctx, duplex::next) -> duplex::awaitable<void> {
+        auto ws = co_await ctx.websockets.accept_websocket();
+        int number;
+        {
+            std::lock_guard lock(mutex);
+            number = accepted++;
+        }
+        co_await echo_until_close(ws, [&, number] {
+            std::lock_guard lock(mutex);
+            threads_of[number].insert(std::this_thread::get_id());
+        });
+    });
+    test::app_runner runner(app);
+    runner.start();
+    as_client([&]() -> duplex::awaitable<void> {
+        const auto url = "ws://127.0.0.1:" + std::to_string(runner.port()) + "/";
+        std::vector<duplex::websocket> clients;
+        for (int i = 0; i < 4; ++i) clients.push_back(co_await duplex::connect(url));
+        std::string reply;
+        for (int round = 0; round < 20; ++round)
+            for (auto& c : clients) {
+                co_await c.send("round " + std::to_string(round));
+                co_await c.receive_message(reply, 1024);
+                CHECK(reply == "round " + std::to_string(round));
+            }
+        for (auto& c : clients) {
+            co_await c.close(duplex::close_status::normal_closure);
+        }
+    });
+    runner.stop();
+    REQUIRE(threads_of.size() == 4);
+    std::set<std::thread::id> all;
+    for (auto& [number, threads] : threads_of) {
+        CHECK_MESSAGE(threads.size() == 1, "connection " << number << " ran on " << threads.size() << " threads");
+        all.insert(threads.begin(), threads.end());
+    }
+    CHECK(all.size() == 2);  // handed round-robin: both workers serve connections
+}
+
+TEST_CASE("connect_options::endpoint: no name is resolved, and the URI's host is still the Host") {
+    std::mutex mutex;
+    std::vector<std::string> hosts_seen;
+    duplex::app_options options;
+    options.worker_threads = 1;
+    options.logging.minimum_level = duplex::log_level::none;
+    duplex::app app(options);
+    app.use_websockets();
+    app.use([&](duplex::http_context& ctx, duplex::next) -> duplex::awaitable<void> {
+        {
+            std::lock_guard lock(mutex);
+            hosts_seen.emplace_back(ctx.request.headers.get("Host").value_or(""));
+        }
+        auto ws = co_await ctx.websockets.accept_websocket();
+        co_await echo_until_close(ws);
+    });
+    test::app_runner runner(app);
+    runner.start();
+    as_client([&]() -> duplex::awaitable<void> {
+        duplex::connect_options connect;
+        connect.endpoint = tcp::endpoint(asio::ip::address_v4::loopback(), runner.port());
+        // .invalid never resolves (RFC 6761): only the endpoint can have been used.
+        auto ws = co_await duplex::connect("ws://service.invalid:8080/feed", connect);
+        co_await ws.send("hi");
+        std::string reply;
+        co_await ws.receive_message(reply, 1024);
+        CHECK(reply == "hi");
+        co_await ws.close(duplex::close_status::normal_closure);
+        // An IP literal needs no resolver either (and no endpoint).
+        auto direct = co_await duplex::connect("ws://127.0.0.1:" + std::to_string(runner.port()) + "/");
+        co_await direct.send("there");
+        co_await direct.receive_message(reply, 1024);
+        CHECK(reply == "there");
+        co_await direct.close(duplex::close_status::normal_closure);
+    });
+    runner.stop();
+    REQUIRE(hosts_seen.size() == 2);
+    CHECK(hosts_seen[0] == "service.invalid:8080");
+    CHECK(hosts_seen[1] == "127.0.0.1:" + std::to_string(runner.port()));
 }
 
 TEST_CASE("at shutdown, a member that never answers the 1001 is dropped after close_timeout, not shutdown_timeout") {

@@ -46,8 +46,10 @@ namespace {
 
 using asio::ip::tcp;
 
-// The awaitable API (co_await, exceptions) or the completion-token API (callbacks, as_tuple).
-enum class api { awaitable, tokens };
+// The awaitable API (co_await, exceptions) or the completion-token API (callbacks, as_tuple); `whole`:
+// the awaitable API with the client reading each reply with receive_message into a reused std::string,
+// `whole_bytes` into a reused std::vector<std::byte> (a feed consumer's loop).
+enum class api { awaitable, tokens, whole, whole_bytes };
 
 // With `compression`, both ends negotiate permessage-deflate with those options.
 duplex::awaitable<void> serve(tcp::acceptor& acceptor, std::optional<duplex::deflate::options> compression, api style) {
@@ -72,6 +74,8 @@ duplex::awaitable<void> exchange(duplex::websocket& ws, const std::vector<std::b
     using asio::experimental::as_tuple;
     const auto size = payload.size();
     std::array<std::byte, 64 * 1024> reply;
+    std::string whole;              // receive_message's output, reused: it keeps its capacity
+    std::vector<std::byte> whole_bytes;
     std::size_t before = 0;
     const auto total = result.warm_up_messages + result.measured_messages;
     std::size_t sent = 0, received = 0;
@@ -88,7 +92,16 @@ duplex::awaitable<void> exchange(duplex::websocket& ws, const std::vector<std::b
             ++sent;
         }
         std::size_t got = 0;
-        for (;;) {
+        while (style == api::whole || style == api::whole_bytes) {
+            duplex::receive_result r;
+            if (style == api::whole) r = co_await ws.receive_message(whole, 1 << 20);
+            else r = co_await ws.receive_message(whole_bytes, 1 << 20);
+            REQUIRE(r.end_of_message);
+            REQUIRE(r.count == (style == api::whole ? whole.size() : whole_bytes.size()));
+            got = r.count;
+            break;
+        }
+        while (style == api::awaitable || style == api::tokens) {
             duplex::receive_result r;
             if (style == api::tokens) {
                 auto [ec, piece] = co_await ws.async_receive(asio::buffer(reply), as_tuple(duplex::use_awaitable));
@@ -184,4 +197,18 @@ TEST_CASE("no allocation per message with the completion-token API: a callback e
                                        << " B at depth " << depth << " through completion tokens");
         CHECK(c.measured_allocations == 0);
     }
+}
+
+TEST_CASE("no allocation per message for a client reading with receive_message into a reused string or vector") {
+    for (auto style : {api::whole, api::whole_bytes})
+        for (auto [size, depth] : {std::pair<std::size_t, std::size_t>{64, 1}, {64, 16}, {3000, 4}, {100000, 2}}) {
+            CAPTURE(size);
+            CAPTURE(depth);
+            const auto c = measure(size, depth, std::nullopt, style);
+            REQUIRE(c.measured_received == 20000);
+            MESSAGE(c.measured_allocations << " allocations over " << c.measured_messages << " messages of " << size
+                                           << " B at depth " << depth << " read with receive_message into a "
+                                           << std::string(style == api::whole ? "std::string" : "std::vector<std::byte>"));
+            CHECK(c.measured_allocations == 0);
+        }
 }

@@ -17,6 +17,7 @@
 #include <duplex/app/detail/app_core.hpp>
 #include <duplex/app/detail/listen_url.hpp>
 #include <duplex/app/detail/listener.hpp>
+#include <duplex/app/detail/processor_count.hpp>
 #include <duplex/app/http_context.hpp>
 #include <duplex/app/https_options.hpp>
 #include <duplex/app/pipeline.hpp>
@@ -137,11 +138,13 @@ public:
             if (url.scheme == "https" && !core_->https)
                 throw std::invalid_argument("cannot serve " + url.text +
                                             ": https:// needs a certificate, configure one with app.use_https()");
-        // Shared: every accepted WebSocket retains it, so a handle kept beyond run() (or the app) is
-        // still destroyed cleanly; see the end of run().
-        const auto io_context = std::make_shared<detail::host_io_context>(static_cast<int>(thread_count()));
-        auto& io = *io_context;
-        core_->io = io_context;
+        // One io_context per worker thread (detail::io_pool). Shared: every accepted WebSocket retains the
+        // pool through core_->io, so a handle kept beyond run() (or the app) is still destroyed cleanly;
+        // see the end of run().
+        const unsigned threads = thread_count();
+        const auto pool = std::make_shared<detail::io_pool>(threads);
+        auto& io = (*pool)[0];
+        core_->io = std::shared_ptr<asio::io_context>(pool, &io);
         // SIGINT and SIGTERM are caught before "listening on" is printed: whoever starts the app on that
         // line may stop it at once, and gets the graceful shutdown.
         asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -150,30 +153,41 @@ public:
         });
         std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> acceptors;
         acceptors_ = &acceptors;
-        set_running(io_context);
-        for (const auto& url : parsed) detail::listen(io, url, *core_, thread_count() > 1, acceptors);
+        pool_ = pool.get();
+        set_running(core_->io);
+        for (const auto& url : parsed) detail::listen(*pool, url, *core_, acceptors);
         if (acceptors.empty()) {
             set_running(nullptr);
+            pool_ = nullptr;
             acceptors_ = nullptr;
             core_->io.reset();
             throw std::runtime_error("no address to listen on: " + chosen);
         }
         detail::report_descriptor_limit(*core_);
-        core_->log(log_level::information, std::to_string(thread_count()) + " worker thread" +
-                                                (thread_count() == 1 ? "" : "s") + ", at most " +
+        core_->log(log_level::information, std::to_string(threads) + " worker thread" + (threads == 1 ? "" : "s") +
+                                                " (an io_context each), at most " +
                                                 std::to_string(core_->options.max_connections) + " connections");
+        // The other workers' io_contexts have no work until a connection comes: kept running until
+        // drain() stops them all.
+        std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
         std::vector<std::thread> workers;
-        for (unsigned i = 1; i < thread_count(); ++i) workers.emplace_back([&io] { io.run(); });
+        for (std::size_t i = 1; i < pool->size(); ++i) {
+            keep_running.push_back(asio::make_work_guard((*pool)[i]));
+            workers.emplace_back([&worker = (*pool)[i]] { worker.run(); });
+        }
         io.run();
+        pool->stop();  // io.run() returns when drain() stopped every io_context; this is for any other exit
         for (auto& w : workers) w.join();
+        keep_running.clear();
         set_running(nullptr);
+        pool_ = nullptr;
         acceptors_ = nullptr;
-        // No thread runs the io_context now. What the shutdown did not end (the shutdown timeout passed,
+        // No thread runs an io_context now. What the shutdown did not end (the shutdown timeout passed,
         // or a handler keeps a socket in a map) ends here: the requests end, so that a handle kept
         // beyond run() fails its operations at once, and the handlers still suspended are destroyed.
         core_->abandon_connections();
         signals.cancel();
-        io.shut_down();
+        for (std::size_t i = 0; i < pool->size(); ++i) (*pool)[i].shut_down();
         core_->io.reset();
     }
 
@@ -194,8 +208,8 @@ public:
                 std::error_code ignored;
                 a->close(ignored);
             }
-            core_->shut_down_connections();
-            asio::co_spawn(*io, drain(*io), asio::detached);
+            core_->shut_down_connections();  // each on its own io_context
+            asio::co_spawn(*io, drain(*io, *pool_), asio::detached);
         });
     }
 
@@ -219,9 +233,10 @@ private:
         return n;
     }
 
+    // The CPUs this process may run on (its affinity and cgroup quota, as .NET counts them), unless set.
     unsigned thread_count() const {
         const auto configured = core_->options.worker_threads;
-        return configured != 0 ? configured : std::max(1u, std::thread::hardware_concurrency());
+        return configured != 0 ? configured : detail::processor_count();
     }
 
     static bool origin_allowed(const http::request& request, const websocket_options& options) {
@@ -233,7 +248,7 @@ private:
                            [&](const std::string& a) { return http::detail::iequals(a, *origin); });
     }
 
-    awaitable<void> drain(asio::io_context& io) {
+    awaitable<void> drain(asio::io_context& io, detail::io_pool& pool) {
         asio::steady_timer timer(io);
         const auto give_up = std::chrono::steady_clock::now() + core_->options.shutdown_timeout;
         while (core_->active_connections != 0 && std::chrono::steady_clock::now() < give_up) {
@@ -245,15 +260,17 @@ private:
             core_->log(log_level::warning, "shutdown_timeout passed with " + std::to_string(left) +
                                                (left == 1 ? " connection" : " connections") +
                                                " still open; closing them");
-        io.stop();
+        pool.stop();
     }
 
     std::unique_ptr<detail::app_core> core_;
     std::vector<std::unique_ptr<websocket_options>> websocket_options_;
     std::string command_line_urls_;
-    // The io_context while run() runs, for stop() from any thread.
+    // The first io_context (sharing the ownership of the whole io_pool) while run() runs, for stop()
+    // from any thread; the acceptors and drain() run there.
     std::mutex running_mutex_;
     std::shared_ptr<asio::io_context> running_;
+    detail::io_pool* pool_ = nullptr;  // used on the first io_context only
     std::vector<std::shared_ptr<asio::ip::tcp::acceptor>>* acceptors_ = nullptr;
 };
 

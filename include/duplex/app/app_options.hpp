@@ -15,7 +15,9 @@ namespace duplex {
 struct app_options {
     // Shown as "<name> listening on <url>"; by default the program's file name.
     std::string name = "duplex";
-    // Threads running the event loop; 0 means one per hardware thread.
+    // Worker threads, each running an io_context of its own (connections are handed to them round-robin
+    // at accept, and stay there); 0 means one per CPU this process may use (its affinity mask and cgroup
+    // CPU quota, as .NET's Environment.ProcessorCount).
     unsigned worker_threads = 0;
     // Connections beyond this are answered 503 and closed.
     std::size_t max_connections = 10'000;

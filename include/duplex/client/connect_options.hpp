@@ -2,6 +2,7 @@
 // headers, limits, TLS, permessage-deflate, keep-alive pings and proxies.
 #pragma once
 
+#include <duplex/config.hpp>
 #include <duplex/deflate/negotiation.hpp>
 #include <duplex/http/request.hpp>
 #include <duplex/tls/context.hpp>
@@ -47,6 +48,10 @@ struct connect_options {
     // that no_proxy lists. Off by default: a library should not change where it connects because of the
     // environment unless asked.
     bool use_environment_proxy = false;
+    // Where to connect, resolved by you (e.g. once for many connections): no name is resolved, and the
+    // URI's host still goes into Host (and SNI for wss://). Ignored through a proxy. Without it, an IP
+    // literal host ("127.0.0.1", "[::1]") is connected to directly, and a name goes through Asio's resolver.
+    std::optional<asio::ip::tcp::endpoint> endpoint{};
 };
 
 }  // namespace duplex

@@ -22,8 +22,13 @@ struct stream_options {
     // busy while the message does not grow. 65536 lets a 16 MiB message come in 256-byte fragments
     // (Autobahn's most fragmented case, 4 MiB in 64-byte fragments, is exactly 65536).
     std::size_t max_fragments_per_message = 64 * 1024;
-    // Bytes one read pulls from the transport; a receive into a larger buffer reads straight into it.
+    // The receive buffer's size when a connection starts reading (and again after each quiet spell). It
+    // doubles after every read that fills it, up to max_receive_buffer_size, so that traffic of large
+    // messages is read in few system calls whatever the size of the buffers receive is given; receive
+    // hands the caller pieces of at most its own buffer from it. A payload of which the caller's buffer
+    // takes 16 KiB or more, with nothing buffered, is read straight into the caller's buffer instead.
     std::size_t receive_buffer_size = 4 * 1024;
+    std::size_t max_receive_buffer_size = 64 * 1024;
     // Over a TCP socket the receive buffer is taken when data arrives and given back while the connection
     // is quiet: a read that waited at least this long marks it quiet, and the next wait on an emptied
     // buffer frees it and waits for data with a 1-byte MSG_PEEK instead (one extra syscall when data comes).

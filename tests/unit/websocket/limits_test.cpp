@@ -373,6 +373,7 @@ TEST_CASE("max_send_queue_bytes: pongs for a peer that pings and never reads fai
     options o;
     o.max_send_queue_bytes = 1000;  // under the high-water mark: reading goes on until the limit
     o.receive_buffer_size = 256;    // two pings per read: the queue grows once the socket's buffer is full
+    o.max_receive_buffer_size = 256;  // (and the buffer does not grow with the flood)
     o.close_timeout = 1s;
     with_pair(role::server, [](stream_type& stream, test::raw_peer& peer) -> duplex::awaitable<void> {
         std::vector<std::byte> pings;

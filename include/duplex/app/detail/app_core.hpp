@@ -28,6 +28,28 @@ public:
     void shut_down() { shutdown(); }
 };
 
+// The app's event loops: one io_context per worker thread, each run by its thread alone. A connection
+// lives on one of them from its accept to its end (handed round-robin by the accept loop), so nothing of
+// it ever runs on two threads and it needs no strand; a caller on another thread is carried to its
+// io_context (websocket/detail/operation.hpp).
+class io_pool {
+public:
+    explicit io_pool(unsigned threads) {
+        for (unsigned i = 0; i < threads; ++i) contexts_.push_back(std::make_unique<host_io_context>(1));
+    }
+    std::size_t size() const noexcept { return contexts_.size(); }
+    host_io_context& operator[](std::size_t i) noexcept { return *contexts_[i]; }
+    // The io_context of the next connection (called by the accept loops, on the first io_context only).
+    host_io_context& next() noexcept { return *contexts_[next_++ % contexts_.size()]; }
+    void stop() {
+        for (auto& c : contexts_) c->stop();
+    }
+
+private:
+    std::vector<std::unique_ptr<host_io_context>> contexts_;
+    std::size_t next_ = 0;
+};
+
 class connection_base {
 public:
     // Thread-safe: asks the connection to end (WebSockets get close 1001, idle HTTP connections close).
@@ -45,8 +67,9 @@ protected:
 struct app_core {
     std::vector<middleware> pipeline;
     app_options options;
-    // While run() runs. Every accepted WebSocket retains it (ws::stream::retain), so a handle kept
-    // beyond run() and the app is still destroyed cleanly.
+    // While run() runs: the first io_context, sharing the ownership of the whole io_pool. Every accepted
+    // WebSocket retains it (ws::stream::retain), and with it its own io_context, so a handle kept beyond
+    // run() and the app is still destroyed cleanly.
     std::shared_ptr<asio::io_context> io;
     std::optional<https_options> https;  // set by use_https, with its context loaded
     std::atomic<std::size_t> active_connections{0};

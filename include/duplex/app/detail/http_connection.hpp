@@ -49,7 +49,7 @@ inline bool wants_keep_alive(const http::request& r) {
 }
 
 // One HTTP/1.1 connection, over TCP or TLS: requests through the pipeline until it closes or becomes a
-// WebSocket. Over TLS the handshake runs first, here on the connection's strand, never in the accept loop.
+// WebSocket. Over TLS the handshake runs first, here on the connection's worker io_context, never in the accept loop.
 template <class Transport>
 class http_connection final : public request_connection,
                               public connection_base,

@@ -1,5 +1,5 @@
 // The listeners of duplex::app: an acceptor for every address a URL resolves to, and the accept loop
-// that gives each connection its executor (a strand with several threads), refuses connections past
+// that gives each connection its io_context (round-robin over the workers' io_pool), refuses connections past
 // max_connections with 503 (and, out of file descriptors, the ones it has no descriptor for), and
 // starts an http_connection over TCP or TLS.
 #pragma once
@@ -43,19 +43,17 @@ void start_connection(Transport transport, app_core& core) {
 }
 
 // Accepts connections, for https:// with `tls_context`; each runs (and makes its TLS handshake) in a
-// coroutine of its own. With several threads each connection gets a strand, so its coroutines never
-// run on two threads at once. One thread needs none: a strand would cost every completion a second trip
-// through the scheduler.
-inline awaitable<void> accept_loop(asio::io_context& io, std::shared_ptr<asio::ip::tcp::acceptor> acceptor,
-                                   tls::shared_context tls_context, app_core& core, bool use_strands,
-                                   std::string url) {
+// coroutine of its own. The acceptors live on the pool's first io_context; each accepted socket is
+// registered with the next io_context of the pool (Asio accepts straight into a socket of another
+// io_context), and its connection runs there alone: one thread per io_context, so no strands, and no
+// completion takes a second trip through a scheduler.
+inline awaitable<void> accept_loop(io_pool& pool, std::shared_ptr<asio::ip::tcp::acceptor> acceptor,
+                                   tls::shared_context tls_context, app_core& core, std::string url) {
     descriptor_shortage shortage(core, url);
     // Said once when max_connections starts refusing and once when it stops, not once per connection.
     std::size_t refused_at_capacity = 0;
     for (;;) {
-        const auto executor =
-            use_strands ? asio::any_io_executor(asio::make_strand(io)) : asio::any_io_executor(io.get_executor());
-        auto [ec, socket] = co_await acceptor->async_accept(executor, use_nothrow_awaitable);
+        auto [ec, socket] = co_await acceptor->async_accept(pool.next().get_executor(), use_nothrow_awaitable);
         if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
         if (is_out_of_descriptors(ec)) {
             co_await shortage.relieve(*acceptor, tls_context ? std::string_view{} : server_at_capacity);
@@ -83,7 +81,7 @@ inline awaitable<void> accept_loop(asio::io_context& io, std::shared_ptr<asio::i
                                                  " refused at max_connections)");
             refused_at_capacity = 0;
         }
-        // The socket comes typed with its strand; both transports hold it as a plain tcp::socket.
+        // The socket comes typed with its io_context's executor; both transports hold a plain tcp::socket.
         asio::ip::tcp::socket connected(std::move(socket));
         if (tls_context)
             start_connection(tls::stream<asio::ip::tcp::socket>(std::move(connected), tls_context), core);
@@ -119,8 +117,9 @@ inline void report_descriptor_limit(const app_core& core) {
 // Opens an acceptor on every address `url` resolves to and starts its accept loop; prints
 // "<name> listening on <url>" for each and records it in core.listening_urls. An address that cannot
 // be listened on is reported on stderr and skipped.
-inline void listen(asio::io_context& io, const listen_url& url, app_core& core, bool use_strands,
+inline void listen(io_pool& pool, const listen_url& url, app_core& core,
                    std::vector<std::shared_ptr<asio::ip::tcp::acceptor>>& acceptors) {
+    auto& io = pool[0];
     process_descriptor_limit();
     asio::ip::tcp::resolver resolver(io);
     for (const auto& entry : resolver.resolve(url.host, url.port, asio::ip::tcp::resolver::passive)) {
@@ -147,7 +146,7 @@ inline void listen(asio::io_context& io, const listen_url& url, app_core& core, 
         }
         std::cout << core.options.name << " listening on " << shown << std::endl;
         auto tls_context = url.scheme == "https" ? core.https->context : nullptr;
-        asio::co_spawn(io, accept_loop(io, acceptor, std::move(tls_context), core, use_strands, shown), asio::detached);
+        asio::co_spawn(io, accept_loop(pool, acceptor, std::move(tls_context), core, shown), asio::detached);
         acceptors.push_back(std::move(acceptor));
     }
 }

@@ -60,13 +60,27 @@ inline std::optional<client::proxy_uri> chosen_proxy(const client::websocket_uri
     return proxy;
 }
 
-inline awaitable<asio::ip::tcp::socket> connect_directly(const client::websocket_uri& uri) {
-    auto executor = co_await asio::this_coro::executor;
-    asio::ip::tcp::resolver resolver(executor);
+// The address to connect to without asking a resolver: connect_options::endpoint, or the URI's host
+// when it is an IP literal ("127.0.0.1", "[::1]"). Asio's resolver runs getaddrinfo on a thread of its
+// own, a hand-off that costs a connect futex calls and allocations for an answer known already.
+inline std::optional<asio::ip::tcp::endpoint> known_endpoint(const client::websocket_uri& uri,
+                                                             const connect_options& options) {
+    if (options.endpoint) return options.endpoint;
+    std::error_code ec;
+    const auto address = asio::ip::make_address(uri.host, ec);
+    if (ec) return std::nullopt;
+    return asio::ip::tcp::endpoint(address, uri.port);
+}
+
+inline awaitable<void> connect_directly(asio::ip::tcp::socket& socket, const client::websocket_uri& uri,
+                                        const connect_options& options) {
+    if (const auto endpoint = known_endpoint(uri, options)) {
+        co_await socket.async_connect(*endpoint, use_awaitable);
+        co_return;
+    }
+    asio::ip::tcp::resolver resolver(socket.get_executor());
     const auto endpoints = co_await resolver.async_resolve(uri.host, std::to_string(uri.port), use_awaitable);
-    asio::ip::tcp::socket socket(executor);
     co_await asio::async_connect(socket, endpoints, use_awaitable);
-    co_return socket;
 }
 
 }  // namespace detail
@@ -79,7 +93,7 @@ DUPLEX_DECL awaitable<websocket> connect(std::string_view uri, connect_options o
     const auto proxy = detail::chosen_proxy(*parsed, options);
     asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
     if (proxy) socket = co_await client::open_tunnel(*proxy, *parsed, options.stream.handshake_timeout);
-    else socket = co_await detail::connect_directly(*parsed);
+    else co_await detail::connect_directly(socket, *parsed, options);
     socket.set_option(asio::ip::tcp::no_delay(true));
     websocket ws;
     if (parsed->secure) ws = co_await detail::open_secure_websocket(std::move(socket), *parsed, options, context);

@@ -19,6 +19,7 @@
 #include <duplex/deflate/permessage.hpp>
 #include <duplex/detail/handler_allocator.hpp>
 #include <duplex/detail/mask_key_source.hpp>
+#include <duplex/detail/resize_uninitialized.hpp>
 #include <duplex/detail/transport.hpp>
 #include <duplex/detail/uninitialized_allocator.hpp>
 #include <duplex/http/parser.hpp>
@@ -53,6 +54,21 @@ namespace duplex::ws::detail {
 
 // Below this a read buffer could not hold a control frame with its header.
 inline constexpr std::size_t min_receive_buffer = 256;
+// A payload the caller's buffer takes at least this much of, with nothing buffered, is read straight
+// into the caller's buffer: one read and no copy, whatever the receive buffer's size. Smaller pieces
+// are read into the receive buffer, where one read brings the following frames too.
+inline constexpr std::size_t direct_read_threshold = 16 * 1024;
+// Reads done at once (without waiting for readiness, after a read that filled its buffer) before a
+// read goes through the event loop again, so that one busy connection cannot starve the others.
+inline constexpr unsigned max_reads_at_once = 16;
+
+// receive_message's output, type-erased so that one coroutine frame (next_piece's) serves both kinds
+// of container: `resize` sets its size without zeroing where it can and returns its data.
+struct message_sink {
+    void* container = nullptr;
+    std::byte* (*resize)(void* container, std::size_t size) = nullptr;
+    std::size_t max_size = 0;
+};
 
 struct flag_guard {
     bool& flag;
@@ -106,7 +122,9 @@ public:
           role_(r),
           options_(options),
           message_limit_(options.max_message_size),
-          rx_capacity_(std::max(options.receive_buffer_size, min_receive_buffer)),
+          rx_initial_(std::max(options.receive_buffer_size, min_receive_buffer)),
+          rx_limit_(std::max(rx_initial_, options.max_receive_buffer_size)),
+          rx_capacity_(rx_initial_),
           wake_(next_.get_executor(), asio::steady_timer::time_point::max()),
           deadline_(next_.get_executor()) {}
 
@@ -140,10 +158,10 @@ public:
     // next_piece's frame alone (see there).
     awaitable<receive_result> receive(asio::mutable_buffer buffer) override { return next_piece(buffer, true); }
     awaitable<receive_result> receive_message(std::vector<std::byte>& out, std::size_t max_size) override {
-        return receive_whole(out, max_size);
+        return next_piece({}, true, sink_of(out, max_size));
     }
     awaitable<receive_result> receive_message(std::string& out, std::size_t max_size) override {
-        return receive_whole(out, max_size);
+        return next_piece({}, true, sink_of(out, max_size));
     }
     awaitable<void> send(asio::const_buffer data, message_type type, bool end_of_message, message_flags flags) override;
 
@@ -210,9 +228,12 @@ private:
     void take_receive_buffer() {
         if (!rx_) rx_ = std::make_unique_for_overwrite<std::byte[]>(rx_capacity_);
     }
+    void release_receive_buffer() noexcept;
+    void took_read(std::size_t n) noexcept;
 
     awaitable<std::error_code> read_more();
     void make_room_to_read();
+    bool read_now(asio::mutable_buffer space, std::error_code& ec, std::size_t& n);
     bool wait_without_buffer();
     bool measures_read_waits() const noexcept;
     std::chrono::steady_clock::duration read_wait_clock() const noexcept;
@@ -227,7 +248,17 @@ private:
     }
     std::error_code after_read(std::error_code ec, std::size_t n) noexcept;
 
-    awaitable<receive_result> next_piece(asio::mutable_buffer buffer, bool receive_call = false);
+    awaitable<receive_result> next_piece(asio::mutable_buffer buffer, bool receive_call = false,
+                                         message_sink whole = {});
+    template <class Container>
+    static message_sink sink_of(Container& out, std::size_t max_size) noexcept {
+        return {&out,
+                [](void* c, std::size_t n) {
+                    return reinterpret_cast<std::byte*>(duplex::detail::resize_uninitialized(*static_cast<Container*>(c), n));
+                },
+                max_size};
+    }
+    asio::mutable_buffer grow_message(const message_sink& whole, std::size_t filled);
     awaitable<bool> wait_before_reading();
     [[noreturn]] void receive_canceled();
     const std::byte* take_control_frame(const frame_header& header, std::size_t header_size);
@@ -244,13 +275,12 @@ private:
         explicit receive_guard(stream_core& c) noexcept : core(c) { core.receiving_ = true; }
         ~receive_guard() {
             core.receiving_ = false;
+            core.message_limit_ = core.options_.max_message_size;  // receive_message lowers it
             if (core.awaiting_keep_alive_answer_) core.read_while_idle();
         }
         receive_guard(const receive_guard&) = delete;
         receive_guard& operator=(const receive_guard&) = delete;
     };
-    template <class Container>
-    awaitable<receive_result> receive_whole(Container& out, std::size_t max_size);
 
     enum class step_action { deliver, read, read_into_caller, close_frame, fail };
     struct receive_step {
@@ -265,7 +295,7 @@ private:
         return {step_action::fail, 0, false, nullptr, errc, std::move(detail)};
     }
     receive_step delivered(std::size_t count, bool end_of_message);
-    receive_step took_payload(const std::byte* destination, std::size_t count);
+    receive_step took_payload(std::byte* destination, const std::byte* source, std::size_t count);
     receive_step took_payload_directly(std::byte* destination, std::size_t count);
     receive_step parse_step(asio::mutable_buffer buffer);
 
@@ -425,9 +455,15 @@ private:
 
     // Receiving.
     std::size_t message_limit_;
+    // The receive buffer starts at rx_initial_ and doubles, up to rx_limit_, after each read that filled
+    // it (traffic that brings more than it holds); given back while quiet, it starts small again.
+    std::size_t rx_initial_, rx_limit_;
     std::size_t rx_capacity_;
     std::unique_ptr<std::byte[]> rx_;  // taken at the first read; freed while quiet (wait_without_buffer)
     std::size_t rx_begin_ = 0, rx_end_ = 0;
+    bool rx_filled_ = false;     // the last read into rx_ filled it: grow before the next
+    bool read_again_now_ = false;  // the last read filled its space: more is likely there (read_now)
+    unsigned reads_at_once_ = 0;   // reads done by read_now since the last one through the event loop
     bool receive_quiet_ = true;  // the next wait on an empty buffer gives the buffer back (a new connection)
     std::byte peeked_{};         // where a wait without buffer peeks; never read
     frame_header frame_;

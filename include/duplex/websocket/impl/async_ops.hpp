@@ -104,7 +104,7 @@ inline void stream_core<Next>::on_token_receive_read(std::error_code ec, std::si
             if (into_caller) {
                 step = took_payload_directly(static_cast<std::byte*>(token_receive_.buffer.data()), n);
             } else {
-                rx_end_ += n;
+                took_read(n);
                 step = parse_step(token_receive_.buffer);
             }
         }

@@ -6,21 +6,55 @@
 
 #include <duplex/websocket/detail/stream_core.hpp>
 
+#if defined(__unix__)
+#include <sys/socket.h>
+
+#include <cerrno>
+#endif
+
 namespace duplex::ws::detail {
 
 template <class Next>
 inline awaitable<std::error_code> stream_core<Next>::read_more() {
     make_room_to_read();
     auto [ec, n] = co_await next_.async_read_some(read_space(), duplex::detail::use_nothrow_awaitable);
-    rx_end_ += n;
+    took_read(n);
     co_return after_read(ec, n);
 }
 
-// Before a read: an empty buffer starts over; a full one moves its partial frame to the front.
+template <class Next>
+inline void stream_core<Next>::release_receive_buffer() noexcept {
+    rx_.reset();
+    rx_begin_ = rx_end_ = 0;
+    rx_capacity_ = rx_initial_;
+    rx_filled_ = false;
+}
+
+// `n` bytes were read into read_space(). A read that filled the buffer, and was at least half of it,
+// says the traffic brings more than the buffer holds: make_room_to_read grows it.
+template <class Next>
+inline void stream_core<Next>::took_read(std::size_t n) noexcept {
+    rx_end_ += n;
+    rx_filled_ = n != 0 && rx_end_ == rx_capacity_ && n * 2 >= rx_capacity_;
+    read_again_now_ = rx_end_ == rx_capacity_;
+}
+
+// Before a read: a buffer that the last read filled doubles (up to rx_limit_); an empty buffer starts
+// over; a full one moves its partial frame to the front.
 template <class Next>
 inline void stream_core<Next>::make_room_to_read() {
     take_receive_buffer();
-    if (rx_begin_ == rx_end_) {
+    if (rx_filled_ && rx_capacity_ < rx_limit_) {
+        const auto kept = rx_end_ - rx_begin_;
+        const auto capacity = std::min(rx_capacity_ * 2, rx_limit_);
+        auto larger = std::make_unique_for_overwrite<std::byte[]>(capacity);
+        std::memcpy(larger.get(), rx_.get() + rx_begin_, kept);
+        rx_ = std::move(larger);
+        rx_capacity_ = capacity;
+        rx_begin_ = 0;
+        rx_end_ = kept;
+        rx_filled_ = false;
+    } else if (rx_begin_ == rx_end_) {
         rx_begin_ = rx_end_ = 0;
     } else if (rx_end_ == rx_capacity_) {
         std::memmove(rx_.get(), rx_.get() + rx_begin_, rx_end_ - rx_begin_);
@@ -29,14 +63,42 @@ inline void stream_core<Next>::make_room_to_read() {
     }
 }
 
+// A read without waiting for readiness, when the last one filled its space (the socket likely holds
+// more): Asio would first go through its scheduler and epoll_wait, which at 64 KiB messages cost an
+// epoll_wait per recv. TCP sockets only, at most max_reads_at_once in a row, and not while the send
+// queue holds data (pongs, replies): the flush waits for the event loop, and reading on without it
+// would let a pinging peer fill the queue without our answers ever leaving. False when the read would
+// block (nothing was consumed) or was not tried: then the caller reads through Asio.
+template <class Next>
+inline bool stream_core<Next>::read_now(asio::mutable_buffer space, std::error_code& ec, std::size_t& n) {
+#if defined(__unix__)
+    if constexpr (duplex::detail::peekable_socket<Next>) {
+        if (!read_again_now_ || reads_at_once_ >= max_reads_at_once || space.size() == 0 || !out_.empty()) {
+            reads_at_once_ = 0;
+            return false;
+        }
+        const auto r = ::recv(next_.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            reads_at_once_ = 0;
+            return false;
+        }
+        ++reads_at_once_;
+        ec = r < 0 ? std::error_code(errno, asio::error::get_system_category()) : std::error_code{};
+        n = r < 0 ? 0 : static_cast<std::size_t>(r);
+        return true;
+    }
+#endif
+    (void)space, (void)ec, (void)n;
+    return false;
+}
+
 // Whether the next read of a quiet connection waits for data without a buffer, freeing its own (see
 // stream_options::release_receive_buffer_after). Only with the buffer empty, and only over a socket.
 template <class Next>
 inline bool stream_core<Next>::wait_without_buffer() {
     if constexpr (duplex::detail::peekable_socket<Next>) {
         if (!measures_read_waits() || !receive_quiet_ || rx_begin_ != rx_end_) return false;
-        rx_.reset();
-        rx_begin_ = rx_end_ = 0;
+        release_receive_buffer();
         return true;
     } else {
         return false;
@@ -74,14 +136,19 @@ inline std::error_code stream_core<Next>::after_read(std::error_code ec, std::si
 }
 
 // The heart of receive: delivers the next piece of data, handling control frames on the way. With
-// `receive_call` it is a whole receive() (state checks and the receive-in-progress flag included).
+// `receive_call` it is a whole receive() (state checks and the receive-in-progress flag included); with
+// a `whole` sink, a whole receive_message(): the message is read into the sink's container, grown to
+// the frame's announced length (or geometrically, for compressed data) without zeroing, so that a
+// large payload goes from the socket straight into it.
 //
 // Its frame must stay small: asio recycles coroutine frames of up to 1,020 bytes (a couple per thread)
 // and allocates bigger ones on every call, and GCC gives every co_await its own slots in the frame.
 // So the deciding is done by parse_step without suspending, and this coroutine has one co_await per
-// kind of wait: reading, the send queue, failing, and the peer's close frame.
+// kind of wait: reading, the send queue, failing, and the peer's close frame. receive_message runs in
+// this same frame (no nested coroutine per message).
 template <class Next>
-inline awaitable<receive_result> stream_core<Next>::next_piece(asio::mutable_buffer buffer, bool receive_call) {
+inline awaitable<receive_result> stream_core<Next>::next_piece(asio::mutable_buffer buffer, bool receive_call,
+                                                               message_sink whole) {
     // See "Lifetime" in stream_core; taken before the first wait only, as in send.
     std::shared_ptr<stream_core> keep_alive;
     std::optional<receive_guard> receiving;
@@ -89,13 +156,32 @@ inline awaitable<receive_result> stream_core<Next>::next_piece(asio::mutable_buf
         check_can_receive();
         receiving.emplace(*this);
     }
+    std::size_t filled = 0;  // receive_message: bytes of the message in the container
+    if (whole.container) {
+        message_limit_ = std::min(whole.max_size, options_.max_message_size);
+        whole.resize(whole.container, 0);
+    }
     auto step = parse_step(buffer);
     for (;;) {
-        if (step.what == step_action::deliver)
-            co_return receive_result{step.count, message_kind_, step.end_of_message, std::nullopt, {}};
+        if (step.what == step_action::deliver) {
+            if (!whole.container)
+                co_return receive_result{step.count, message_kind_, step.end_of_message, std::nullopt, {}};
+            filled += step.count;
+            if (step.end_of_message) {
+                whole.resize(whole.container, filled);
+                co_return receive_result{filled, message_kind_, true, std::nullopt, {}};
+            }
+            buffer += step.count;
+            if (buffer.size() == 0) buffer = grow_message(whole, filled);
+            step = parse_step(buffer);
+            continue;
+        }
         if (receive_call && !keep_alive) keep_alive = this->shared_from_this();
         if (step.what == step_action::fail) co_await fail(step.errc, std::move(step.detail));
-        if (step.what == step_action::close_frame) co_return co_await on_close_frame(step.payload, step.count);
+        if (step.what == step_action::close_frame) {
+            if (whole.container) whole.resize(whole.container, filled);
+            co_return co_await on_close_frame(step.payload, step.count);
+        }
 
         if (out_.size() >= options_.send_queue_high_water || idle_reading_) {
             const bool canceled = co_await wait_before_reading();
@@ -111,7 +197,13 @@ inline awaitable<receive_result> stream_core<Next>::next_piece(asio::mutable_buf
         auto space = into_caller ? asio::buffer(buffer.data(), step.count) : read_space();
         if (peek) space = asio::buffer(&peeked_, 1);
         const auto read_started = read_wait_clock();
-        auto [read_error, n] = co_await read_some(space, peek);
+        std::error_code read_error;
+        std::size_t n = 0;
+        if (peek || !read_now(space, read_error, n)) {
+            auto [e, count] = co_await read_some(space, peek);
+            read_error = e;
+            n = count;
+        }
         const auto ec = after_read(read_error, n);
         if (ec) {
             // Our own reasons to stop a read (abort, a deadline, the keep-alive) set failure_ or
@@ -126,12 +218,30 @@ inline awaitable<receive_result> stream_core<Next>::next_piece(asio::mutable_buf
         note_read_wait(read_started);
         // (if/else, not ?:, for GCC 12: a conditional of class type in a coroutine is best avoided)
         if (into_caller) {
+            read_again_now_ = n == space.size();
             step = took_payload_directly(static_cast<std::byte*>(buffer.data()), n);
         } else {
-            rx_end_ += n;
+            took_read(n);
             step = parse_step(buffer);
         }
     }
+}
+
+// receive_message's next space: the container grows past the `filled` bytes by the rest of the frame
+// whose header was decoded (its whole payload, at once), or else geometrically; never past the limit,
+// but by one byte at least, so that a message at the limit still makes progress (and fails at the next
+// header, or in the decompressor, with 1009).
+template <class Next>
+inline asio::mutable_buffer stream_core<Next>::grow_message(const message_sink& whole, std::size_t filled) {
+    const auto room = message_limit_ - std::min(filled, message_limit_);
+    std::size_t more;
+    if (in_frame_ && !receive_compressed_ && frame_remaining_ != 0)
+        more = static_cast<std::size_t>(std::min<std::uint64_t>(frame_remaining_, room));
+    else
+        more = std::min(std::max(rx_capacity_, filled), room);
+    more = std::max<std::size_t>(more, 1);
+    auto* data = whole.resize(whole.container, filled + more);
+    return asio::buffer(data + filled, more);
 }
 
 // Before receive reads: a read the keep-alive started must end first (it reads into the same buffer),
@@ -176,21 +286,41 @@ inline auto stream_core<Next>::delivered(std::size_t count, bool end_of_message)
     return {step_action::deliver, count, end_of_message};
 }
 
-// `count` bytes of the current (uncompressed) frame's payload are in the caller's buffer, unmasked.
+// `count` bytes of the current (uncompressed) frame's payload go from `source` (the receive buffer, or
+// `destination` itself when they were read straight into the caller's buffer) into the caller's
+// buffer, unmasked, and a text message's are validated as UTF-8. Text goes chunk by chunk, each
+// validated right after it is unmasked, while it is still in the L1 cache: a 1 MiB text message is
+// brought through the cache once instead of twice. With nothing to unmask or copy (a client's direct
+// read) there is nothing to share a pass with, and the validator takes it whole.
 template <class Next>
-inline auto stream_core<Next>::took_payload(const std::byte* destination, std::size_t count) -> receive_step {
+inline auto stream_core<Next>::took_payload(std::byte* destination, const std::byte* source, std::size_t count)
+    -> receive_step {
+    const bool text = message_kind_ == message_type::text;
+    const bool in_place = source == destination && !frame_.masked;
+    // with its source, well inside a 32 KiB L1 data cache
+    const std::size_t chunk = text && !in_place ? 8 * 1024 : count;
+    for (std::size_t done = 0; done < count;) {
+        const auto n = std::min(chunk, count - done);
+        const auto offset = static_cast<std::size_t>(frame_offset_ + done);
+        if (frame_.masked) {
+            if (source == destination) apply_mask(destination + done, n, frame_.key, offset);
+            else copy_masked(destination + done, source + done, n, frame_.key, offset);
+        } else if (source != destination) {
+            std::memcpy(destination + done, source + done, n);
+        }
+        if (text && !utf8_.feed(destination + done, n))
+            return failure(websocket_errc::invalid_payload_data, "invalid UTF-8 in a text message");
+        done += n;
+    }
     frame_remaining_ -= count;
     frame_offset_ += count;
-    if (message_kind_ == message_type::text && !utf8_.feed(destination, count))
-        return failure(websocket_errc::invalid_payload_data, "invalid UTF-8 in a text message");
     if (frame_remaining_ == 0) in_frame_ = false;
     return delivered(count, frame_remaining_ == 0 && frame_.fin);
 }
 
 template <class Next>
 inline auto stream_core<Next>::took_payload_directly(std::byte* destination, std::size_t count) -> receive_step {
-    if (frame_.masked) apply_mask(destination, count, frame_.key, frame_offset_);
-    return took_payload(destination, count);
+    return took_payload(destination, destination, count);
 }
 
 // Everything receive can do with what is buffered, without waiting: validates headers, answers pings,
@@ -271,15 +401,12 @@ inline auto stream_core<Next>::parse_step(asio::mutable_buffer buffer) -> receiv
         auto* destination = static_cast<std::byte*>(buffer.data());
         if (rx_begin_ != rx_end_) {
             const auto count = std::min(wanted, rx_end_ - rx_begin_);
-            if (frame_.masked)
-                copy_masked(destination, rx_.get() + rx_begin_, count, frame_.key, frame_offset_);
-            else
-                std::memcpy(destination, rx_.get() + rx_begin_, count);
+            const auto* source = rx_.get() + rx_begin_;
             rx_begin_ += count;
-            return took_payload(destination, count);
+            return took_payload(destination, source, count);
         }
         // A large payload goes straight into the caller's buffer, never past the frame's end.
-        if (wanted >= rx_capacity_) return {step_action::read_into_caller, wanted};
+        if (wanted >= direct_read_threshold) return {step_action::read_into_caller, wanted};
         return {step_action::read};
     }
 }
@@ -320,7 +447,7 @@ inline void stream_core<Next>::read_while_idle() {
 template <class Next>
 inline void stream_core<Next>::on_idle_read(std::error_code ec, std::size_t n) {
     idle_reading_ = false;
-    rx_end_ += n;
+    took_read(n);
     if (const auto error = after_read(ec, n)) {
         // The peer is gone (or we closed the transport ourselves, having set failure_ already).
         if (!failure_) abort_now(make_error_code(map_transport_error(error)));
@@ -342,10 +469,7 @@ inline void stream_core<Next>::take_idle_control_frames() {
         if (header.op == opcode::ping && out_.size() > options_.max_send_queue_bytes) break;
         take_control_frame(header, decoded.header_size);
     }
-    if (rx_begin_ == rx_end_ && measures_read_waits()) {  // nothing left: a quiet connection holds no buffer
-        rx_.reset();
-        rx_begin_ = rx_end_ = 0;
-    }
+    if (rx_begin_ == rx_end_ && measures_read_waits()) release_receive_buffer();  // a quiet connection holds none
 }
 
 // One step of a compressed frame: the buffered part of its payload is unmasked in place (once; a
@@ -421,37 +545,6 @@ inline auto stream_core<Next>::header_violation(const frame_header& h) const -> 
         return violation{too_many_fragments,
                          "message exceeds " + std::to_string(options_.max_fragments_per_message) + " fragments"};
     return std::nullopt;
-}
-
-// receive_message: one whole message into a growing container.
-template <class Next>
-template <class Container>
-inline awaitable<receive_result> stream_core<Next>::receive_whole(Container& out, std::size_t max_size) {
-    const auto keep_alive = this->shared_from_this();  // see "Lifetime" in stream_core
-    check_can_receive();
-    receive_guard guard(*this);
-    message_limit_ = std::min(max_size, options_.max_message_size);
-    struct limit_reset {
-        stream_core& self;
-        ~limit_reset() { self.message_limit_ = self.options_.max_message_size; }
-    } reset{*this};
-    // The container grows geometrically and is trimmed once at the end, so a message of many small
-    // frames costs linear time.
-    out.clear();
-    std::size_t filled = 0;
-    for (;;) {
-        if (filled == out.size()) {
-            const auto room = message_limit_ - std::min(filled, message_limit_);
-            out.resize(filled + std::max<std::size_t>(1, std::min(std::max(rx_capacity_, filled), room)));
-        }
-        auto piece = co_await next_piece(asio::buffer(out.data() + filled, out.size() - filled));
-        filled += piece.count;
-        if (piece.close_status || piece.end_of_message) {
-            out.resize(filled);
-            piece.count = filled;
-            co_return piece;
-        }
-    }
 }
 
 }  // namespace duplex::ws::detail
