@@ -15,6 +15,7 @@
 #include <duplex/app/app.hpp>
 #include <duplex/app/http_context.hpp>
 #include <duplex/app/websocket_options.hpp>
+#include <duplex/pubsub/pubsub.hpp>
 #include <duplex/task_completion_source.hpp>
 // Last: extern template declarations of the common instantiations under DUPLEX_SEPARATE_COMPILATION.
 #include <duplex/instantiations.hpp>

@@ -23,6 +23,7 @@
 #include <duplex/app/static_files.hpp>
 #include <duplex/app/websocket_options.hpp>
 #include <duplex/config.hpp>
+#include <duplex/pubsub/topic_registry.hpp>
 #include <duplex/tls/context.hpp>
 
 #include <algorithm>
@@ -101,6 +102,10 @@ public:
             co_await rest(ctx);
         });
     }
+
+    // The app's topics (pubsub/topic_registry.hpp): a duplex::websocket subscribes to them through a
+    // pubsub::subscriber; publish from anywhere.
+    pubsub::topic_registry& topics() noexcept { return topics_; }
 
     // Kestrel's UseHttps: the certificate that every https:// URL is served with. Loads the files now, and
     // throws std::system_error naming the file that cannot be read or the key that does not belong to
@@ -238,6 +243,7 @@ private:
 
     std::unique_ptr<detail::app_core> core_;
     std::vector<std::unique_ptr<websocket_options>> websocket_options_;
+    pubsub::topic_registry topics_;
     std::string command_line_urls_;
     std::atomic<asio::io_context*> io_{nullptr};
     std::vector<std::shared_ptr<asio::ip::tcp::acceptor>>* acceptors_ = nullptr;
