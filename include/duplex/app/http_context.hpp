@@ -32,6 +32,9 @@ class upgrade_target {
 public:
     virtual awaitable<websocket> upgrade(const http::request& request, const accept_context& context,
                                          const websocket_options& options) = 0;
+    // The accepted WebSocket lives on without the request (the message-driven API's session owns it):
+    // the connection lets go of it, and the request's end no longer ends it.
+    virtual void hand_over_websocket() noexcept = 0;
 
 protected:
     ~upgrade_target() = default;
@@ -82,6 +85,11 @@ public:
 
     // Whether accept_websocket took over the connection (the HTTP response is then not written).
     bool accepted() const noexcept { return accepted_; }
+
+    // For app.map_websocket: the accepted WebSocket outlives this request (its session owns it).
+    void hand_over() noexcept {
+        if (accepted_) target_->hand_over_websocket();
+    }
 
     websocket_manager(const http::request& request, detail::upgrade_target& target) noexcept
         : request_(&request), target_(&target) {}
