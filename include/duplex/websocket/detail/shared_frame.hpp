@@ -3,7 +3,10 @@
 // Server frames are not masked, so one block serves every receiver, before TLS.
 //
 // The blocks come from a small per-thread cache by size class and go back to the cache of whichever
-// thread drops the last reference, so publishing in steady state calls the allocator for none of them.
+// thread drops the last reference; past what that cache keeps they go to a process-wide pool (under a
+// mutex), where a thread whose cache is empty finds them. A publisher on another thread than its
+// subscribers takes every block on its thread and the subscribers' thread frees every one: without the
+// pool, each publish would allocate. So publishing in steady state calls the allocator for none of them.
 #pragma once
 
 #include <array>
@@ -11,6 +14,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <new>
 #include <span>
 #include <utility>
@@ -29,21 +33,28 @@ public:
         return size <= smallest ? smallest : std::bit_ceil(size);
     }
 
+    static constexpr std::size_t pooled_per_class = 256;  // in the process-wide pool
+
     static void* allocate(std::size_t block) {
-        if (auto* cache = this_thread(); cache && block <= largest()) {
+        if (block > largest()) return ::operator new(block);
+        if (auto* cache = this_thread()) {
             auto& c = cache->classes_[class_of(block)];
             if (c.count != 0) return c.blocks[--c.count];
         }
+        if (void* pooled = shared_pool().take(class_of(block))) return pooled;
         return ::operator new(block);
     }
 
     static void deallocate(void* memory, std::size_t block) noexcept {
-        if (auto* cache = this_thread(); cache && block <= largest()) {
-            auto& c = cache->classes_[class_of(block)];
-            if (c.count != per_class) {
-                c.blocks[c.count++] = memory;
-                return;
+        if (block <= largest()) {
+            if (auto* cache = this_thread()) {
+                auto& c = cache->classes_[class_of(block)];
+                if (c.count != per_class) {
+                    c.blocks[c.count++] = memory;
+                    return;
+                }
             }
+            if (shared_pool().give(class_of(block), memory)) return;
         }
         ::operator delete(memory);
     }
@@ -73,6 +84,34 @@ private:
         std::array<void*, per_class> blocks{};
         std::size_t count = 0;
     };
+    // Lives as long as the program (never destroyed: threads may free blocks while it exits).
+    class pool {
+    public:
+        void* take(std::size_t size_class) noexcept {
+            std::lock_guard lock(mutex_);
+            auto& c = classes_[size_class];
+            return c.count == 0 ? nullptr : c.blocks[--c.count];
+        }
+        bool give(std::size_t size_class, void* memory) noexcept {
+            std::lock_guard lock(mutex_);
+            auto& c = classes_[size_class];
+            if (c.count == pooled_per_class) return false;
+            c.blocks[c.count++] = memory;
+            return true;
+        }
+
+    private:
+        struct pooled_class {
+            std::array<void*, pooled_per_class> blocks{};
+            std::size_t count = 0;
+        };
+        std::mutex mutex_;
+        std::array<pooled_class, classes> classes_{};
+    };
+    static pool& shared_pool() noexcept {
+        static pool* const instance = new pool;
+        return *instance;
+    }
     std::array<size_class, classes> classes_{};
     static inline thread_local bool gone_ = false;
 };
