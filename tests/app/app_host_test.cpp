@@ -8,11 +8,14 @@
 
 #include "app_runner.hpp"
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -69,35 +72,84 @@ TEST_CASE("WebSocket handles kept beyond run() and the app fail their operations
         test::app_runner runner(app);
         runner.start();
         as_client([&]() -> duplex::awaitable<void> {
-            const auto url = "ws://127.0.0.1:" + std::to_string(runner.port()) + "/";
-            auto a = co_await duplex::connect(url);
-            auto b = co_await duplex::connect(url);
-            asio::steady_timer wait(co_await asio::this_coro::executor);
-            for (int i = 0; i < 200; ++i) {
-                {
-                    std::lock_guard lock(kept_mutex);
-                    if (kept.size() == 2) break;
+                const auto url = "ws://127.0.0.1:" + std::to_string(runner.port()) + "/";
+                auto a = co_await duplex::connect(url);
+                auto b = co_await duplex::connect(url);
+                asio::steady_timer wait(co_await asio::this_coro::executor);
+                for (int i = 0; i < 200; ++i) {
+                    {
+                        std::lock_guard lock(kept_mutex);
+                        if (kept.size() == 2) break;
+                    }
+                    wait.expires_after(10ms);
+                    co_await wait.async_wait(duplex::use_awaitable);
                 }
-                wait.expires_after(10ms);
-                co_await wait.async_wait(duplex::use_awaitable);
-            }
         });
         runner.stop();  // the handlers never finish: shutdown_timeout passes, run() returns
         REQUIRE(kept.size() == 2);
         CHECK(kept[0].state() == duplex::websocket_state::aborted);
         // An operation on a kept handle, from another io_context, fails at once with a clear error.
         as_client([&]() -> duplex::awaitable<void> {
-            std::error_code ec;
-            try {
-                co_await kept[0].send("anyone there?");
-            } catch (const duplex::websocket_error& e) {
-                ec = e.code();
-            }
-            CHECK(ec == duplex::websocket_errc::request_ended);
+                std::error_code ec;
+                try {
+                    co_await kept[0].send("anyone there?");
+                } catch (const duplex::websocket_error& e) {
+                    ec = e.code();
+                }
+                CHECK(ec == duplex::websocket_errc::request_ended);
         });
     }
     // The app is gone; the handles go now (ASan and valgrind: no invalid access, no leak).
     kept.clear();
+}
+
+TEST_CASE("at shutdown, a member that never answers the 1001 is dropped after close_timeout, not shutdown_timeout") {
+    captured_log log;
+    duplex::app_options options;
+    options.worker_threads = 1;
+    options.shutdown_timeout = 60s;  // longer than as_client waits: holding up the shutdown fails the test
+    options.websocket_limits.close_timeout = 200ms;
+    options.logging.sink = log.sink();
+    duplex::app app(options);
+    app.use_websockets();
+    std::mutex seen_mutex;
+    std::error_code seen;  // what the handler's receive failed with
+    app.use([&](duplex::http_context& ctx, duplex::next) -> duplex::awaitable<void> {
+        auto ws = co_await ctx.websockets.accept_websocket();
+        std::array<char, 256> buffer;
+        try {
+            for (;;) co_await ws.receive(asio::buffer(buffer));
+        } catch (const duplex::websocket_error& e) {
+            std::lock_guard lock(seen_mutex);
+            seen = e.code();
+        }
+    });
+    test::app_runner runner(app);
+    runner.start();
+    std::atomic<bool> stopped{false};
+    std::thread stopper;
+    try {
+        as_client([&]() -> duplex::awaitable<void> {
+            // Connected and never reading: the server's 1001 is never answered.
+            auto silent = co_await duplex::connect("ws://127.0.0.1:" + std::to_string(runner.port()) + "/");
+            stopper = std::thread([&] {
+                runner.stop();
+                stopped = true;
+            });
+            asio::steady_timer wait(co_await asio::this_coro::executor);
+            while (!stopped) {
+                wait.expires_after(10ms);
+                co_await wait.async_wait(duplex::use_awaitable);
+            }
+        });
+    } catch (...) {
+        if (stopper.joinable()) stopper.join();
+        throw;
+    }
+    stopper.join();
+    std::lock_guard lock(seen_mutex);
+    CHECK(seen == duplex::websocket_errc::close_timeout);
+    CHECK(log.find(duplex::log_level::warning, "shutdown_timeout passed").empty());
 }
 
 TEST_CASE("the log: handler failures before and after the upgrade, with the connection and the request") {
@@ -183,9 +235,9 @@ TEST_CASE("the log: the default minimum level leaves debug out, and none silence
         test::app_runner runner(app);
         runner.start();
         as_client([&]() -> duplex::awaitable<void> {
-            auto ws = co_await duplex::connect("ws://127.0.0.1:" + std::to_string(runner.port()) + "/");
-            auto vanished = co_await duplex::connect("ws://127.0.0.1:" + std::to_string(runner.port()) + "/");
-            vanished.abort();
+                auto ws = co_await duplex::connect("ws://127.0.0.1:" + std::to_string(runner.port()) + "/");
+                auto vanished = co_await duplex::connect("ws://127.0.0.1:" + std::to_string(runner.port()) + "/");
+                vanished.abort();
         });
         runner.stop();
         if (minimum == duplex::log_level::none) {

@@ -85,6 +85,16 @@ def raw_request(port, data, read_timeout=5.0):
         return received
 
 
+def read_to_end(sock):
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def status_of(response):
     line = response.split(b"\r\n", 1)[0]
     parts = line.split(b" ")
@@ -223,6 +233,7 @@ class Suite:
         held = [socket.create_connection(("127.0.0.1", self.server.port), timeout=5) for _ in range(19)]
         try:
             twentieth = None
+            refused_while_retrying = 0
             for _ in range(10):  # connections of earlier checks may take a moment to be released
                 c = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
                 c.sendall(b"GET /hello?n=20 HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -235,18 +246,28 @@ class Suite:
                 if status_of(r) == 200:
                     twentieth = c
                     break
+                refused_while_retrying += 1
                 c.close()
                 time.sleep(0.05)
             assert twentieth is not None, "the 20th connection was not served"
             held.append(twentieth)
-            r = raw_request(self.server.port, b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
-            assert status_of(r) == 503, r[:100]
+            for _ in range(4):
+                r = raw_request(self.server.port, b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+                assert status_of(r) == 503, r[:100]
         finally:
             for s in held:
                 s.close()
         time.sleep(0.3)
         r = raw_request(self.server.port, b"GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         assert status_of(r) == 200, "serves again once connections are released"
+        # The operator hears about it once when refusing starts and once when it ends, not once per refused
+        # connection (4 in the last episode alone).
+        time.sleep(0.1)
+        reached = [line for line in self.server.output if "max_connections (20) reached" in line]
+        assert 1 <= len(reached) <= 1 + refused_while_retrying, self.server.output[-8:]
+        assert all(": warning: " in line for line in reached), reached
+        assert any("again (" in line and "refused at max_connections" in line for line in self.server.output), \
+            self.server.output[-5:]
 
     def body_limit_is_413(self):
         # max_request_body_size = 1024: exactly that is served, one byte more is 413.
@@ -264,12 +285,7 @@ class Suite:
             assert s.recv(1) == b"", "an idle connection got data"
         with socket.create_connection(("127.0.0.1", self.server.port), timeout=15) as s:
             s.sendall(b"GET /hello?idle HTTP/1.1\r\nHost: a\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_to_end(s)
             assert status_of(data) == 200 and data.endswith(b"hello idle"), data[:100]
 
     def slow_download_outlives_request_timeout(self):
@@ -334,6 +350,127 @@ class Suite:
             r = raw_request(self.server.port, b"GET " + path + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             assert status_of(r) in (400, 404), f"{path!r} answered {r[:60]!r}"
             assert b"top secret" not in r, f"{path!r} leaked the file outside wwwroot"
+
+    def static_validators(self):
+        # ETag and Last-Modified; a copy that is current gets 304 without content or Content-Length.
+        def get(extra=b"", method=b"GET"):
+            return raw_request(self.server.port, method + b" /style.css HTTP/1.1\r\nHost: a\r\n" + extra +
+                               b"Connection: close\r\n\r\n")
+        r = get()
+        etag, modified = header_of(r, "ETag"), header_of(r, "Last-Modified")
+        assert status_of(r) == 200 and etag and etag.startswith('"') and modified.endswith(" GMT"), r[:300]
+        assert header_of(r, "Accept-Ranges") == "bytes"
+        for extra in [f"If-None-Match: {etag}\r\n", f'If-None-Match: "other", W/{etag}\r\n', "If-None-Match: *\r\n",
+                      f"If-Modified-Since: {modified}\r\n", "If-Modified-Since: Fri, 31 Dec 2100 23:59:59 GMT\r\n"]:
+            for method in [b"GET", b"HEAD"]:
+                r = get(extra.encode(), method)
+                head, _, body = r.partition(b"\r\n\r\n")
+                assert status_of(r) == 304 and body == b"", f"{method} {extra!r}: {r[:120]!r}"
+                assert header_of(r, "Content-Length") is None and header_of(r, "ETag") == etag, f"{extra!r}: {head!r}"
+        # If-None-Match decides when present; an older date or another tag gets the file.
+        for extra in ['If-None-Match: "other"\r\n', "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+                      f'If-None-Match: "other"\r\nIf-Modified-Since: {modified}\r\n', "If-Modified-Since: yesterday\r\n"]:
+            r = get(extra.encode())
+            assert status_of(r) == 200 and r.endswith(b"p { color: red }"), f"{extra!r}: {r[:120]!r}"
+
+    def static_ranges(self):
+        digits = b"0123456789" * 100  # digits.txt, 1000 bytes
+
+        def get(range_header, extra=b"", method=b"GET"):
+            return raw_request(self.server.port, method + b" /digits.txt HTTP/1.1\r\nHost: a\r\nRange: " +
+                               range_header + b"\r\n" + extra + b"Connection: close\r\n\r\n")
+        for spec, first, last in [(b"bytes=10-19", 10, 19), (b"bytes=990-", 990, 999), (b"bytes=-5", 995, 999),
+                                  (b"bytes=995-5000", 995, 999), (b"Bytes=0-0", 0, 0)]:
+            r = get(spec)
+            head, _, body = r.partition(b"\r\n\r\n")
+            assert status_of(r) == 206, f"{spec}: {head!r}"
+            assert header_of(r, "Content-Range") == f"bytes {first}-{last}/1000", f"{spec}: {head!r}"
+            assert body == digits[first:last + 1] and header_of(r, "Content-Length") == str(last - first + 1), spec
+        for spec in [b"bytes=1000-", b"bytes=5000-6000", b"bytes=-0"]:
+            r = get(spec)
+            assert status_of(r) == 416 and header_of(r, "Content-Range") == "bytes */1000", f"{spec}: {r[:200]!r}"
+        # Ignored: malformed, another unit, several ranges, HEAD, and an If-Range for another version.
+        etag = header_of(raw_request(self.server.port, b"HEAD /digits.txt HTTP/1.1\r\nHost: a\r\n"
+                                     b"Connection: close\r\n\r\n"), "ETag")
+        for spec, extra, method in [(b"bytes=5-2", b"", b"GET"), (b"items=0-1", b"", b"GET"),
+                                    (b"bytes=0-1,5-6", b"", b"GET"), (b"bytes=0-1", b"", b"HEAD"),
+                                    (b"bytes=0-1", b'If-Range: "other"\r\n', b"GET")]:
+            r = get(spec, extra, method)
+            assert status_of(r) == 200 and header_of(r, "Content-Length") == "1000", f"{spec} {extra}: {r[:200]!r}"
+            assert r.endswith(digits if method == b"GET" else b"\r\n\r\n"), f"{spec} {extra}"
+        r = get(b"bytes=0-1", f"If-Range: {etag}\r\n".encode())
+        assert status_of(r) == 206 and r.endswith(b"\r\n\r\n01"), r[:200]
+
+    # ---- HTTP corner cases ----
+
+    def host_is_checked(self):
+        # RFC 9112 §3.2: an HTTP/1.1 request without Host, any with two or an invalid one gets 400.
+        for head in [b"GET /hello HTTP/1.1\r\n", b"GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n",
+                     b"GET /hello HTTP/1.0\r\nHost: a\r\nhost: a\r\n", b"GET /hello HTTP/1.1\r\nHost: a b\r\n",
+                     b"GET /hello HTTP/1.1\r\nHost: a/b\r\n", b"GET /hello HTTP/1.1\r\nHost: [::1\r\n",
+                     b"GET /hello HTTP/1.1\r\nHost: a:8x\r\n", b"GET /hello HTTP/1.1\r\nHost: a@b\r\n",
+                     upgrade_request("/ws").replace(b"Host: 127.0.0.1\r\n", b"")]:
+            r = raw_request(self.server.port, head + b"\r\n" if not head.endswith(b"\r\n\r\n") else head)
+            assert status_of(r) == 400, f"{head!r}: {r[:100]!r}"
+        for host in [b"", b"example.com", b"example.com:8080", b"127.0.0.1:80", b"[::1]:80", b"xn--bcher-kva.example",
+                     b"a%41b"]:
+            r = raw_request(self.server.port, b"GET /hello?h HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+            assert status_of(r) == 200, f"Host: {host!r}: {r[:100]!r}"
+        r = raw_request(self.server.port, b"GET /hello?h HTTP/1.0\r\n\r\n")  # HTTP/1.0 needs none
+        assert status_of(r) == 200, r[:100]
+
+    def absolute_form_is_routed_by_path(self):
+        r = raw_request(self.server.port, b"GET http://127.0.0.1/hello?x=2 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        b"Connection: close\r\n\r\n")
+        assert status_of(r) == 200 and r.endswith(b"hello x=2"), r[:200]
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+            s.sendall(upgrade_request(f"HTTP://127.0.0.1:{self.server.port}/ws"))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(4096)
+                assert chunk, head
+                head += chunk
+            assert status_of(head) == 101, head[:100]
+        r = raw_request(self.server.port, b"GET http://127.0.0.1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert status_of(r) == 200 and b"index page" in r, r[:100]
+
+    def expect_100_continue(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+            # The handler reads the body: 100 Continue first, the answer once the body came.
+            s.sendall(b"POST /echo-body HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            interim = b""
+            while not interim.endswith(b"\r\n\r\n"):
+                byte = s.recv(1)
+                assert byte, f"the connection closed without 100 Continue: {interim!r}"
+                interim += byte
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+            s.sendall(b"hello")
+            data = b""
+            while not data.endswith(b"hello"):
+                chunk = s.recv(65536)
+                assert chunk, data
+                data += chunk
+            assert status_of(data) == 200, data[:100]
+        # The handler does not read it: the final answer at once, without 100, and the connection closes
+        # (the client will not send the body).
+        r = raw_request(self.server.port, b"POST /ignore-body HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                        b"Expect: 100-continue\r\n\r\n")
+        assert status_of(r) == 200 and r.endswith(b"ignored") and b"100 Continue" not in r, r[:200]
+        assert header_of(r, "Connection") == "close", r[:200]
+        # Too large: 413 at once; an unknown expectation: 417.
+        r = raw_request(self.server.port, b"POST /echo-body HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n"
+                        b"Expect: 100-continue\r\n\r\n")
+        assert status_of(r) == 413 and b"100 Continue" not in r, r[:100]
+        r = raw_request(self.server.port, b"POST /echo-body HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                        b"Expect: teapot\r\n\r\nhello")
+        assert status_of(r) == 417, r[:100]
+
+    def unread_body_is_dropped_before_the_next_request(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+            s.sendall(b"POST /ignore-body HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000 +
+                      b"GET /hello?after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            data = read_to_end(s)
+            assert data.count(b"HTTP/1.1 200") == 2 and data.endswith(b"hello after"), data[-200:]
 
     # ---- WebSockets ----
 
@@ -546,6 +683,8 @@ def make_wwwroot():
         f.write("<!DOCTYPE html><title>t</title><p>index page</p>")
     with open(os.path.join(root, "style.css"), "w") as f:
         f.write("p { color: red }")
+    with open(os.path.join(root, "digits.txt"), "w") as f:
+        f.write("0123456789" * 100)
     outside = os.path.join(base, "outside")
     os.makedirs(outside)
     with open(os.path.join(base, "secret.txt"), "w") as f:
@@ -570,7 +709,9 @@ def main():
                      "idle_timeout_closes_connection",
                      "keep_alive_waits_idle_timeout_not_request_timeout",
                      "slow_download_outlives_request_timeout", "static_index",
-                     "static_traversal", "echo", "origin_allowed", "origin_refused", "subprotocol",
+                     "static_traversal", "static_validators", "static_ranges", "host_is_checked",
+                     "absolute_form_is_routed_by_path", "expect_100_continue",
+                     "unread_body_is_dropped_before_the_next_request", "echo", "origin_allowed", "origin_refused", "subprotocol",
                      "unoffered_subprotocol_is_refused_before_answering", "compression_from_accept_context",
                      "compression_window_out_of_range_is_refused_before_answering", "websocket_message_size_limit",
                      "websocket_fragment_limit", "websocket_send_queue_limit", "keep_alive_pings",

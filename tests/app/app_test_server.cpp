@@ -5,10 +5,12 @@
 
 #include "../../examples/echo/echo.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 using namespace std::chrono_literals;
 
@@ -74,26 +76,64 @@ duplex::awaitable<void> flood(duplex::websocket ws) {
           (state->first_error == duplex::websocket_errc::send_queue_full ? "send_queue_full" : state->first_error.message()));
 }
 
+// Sends `total` bytes in 16 KiB binary messages, as fast as the peer takes them, then closes: a peer that
+// reads slowly but steadily must get all of it, one that stops reading is cut off by the send timeout.
+duplex::awaitable<void> download(duplex::websocket ws, std::size_t total) {
+    const std::string piece(16 * 1024, 'd');
+    try {
+        for (std::size_t sent = 0; sent < total; sent += piece.size())
+            co_await ws.send(asio::buffer(piece, std::min(piece.size(), total - sent)), duplex::message_type::binary);
+        co_await ws.close(duplex::close_status::normal_closure, "download complete");
+        event("download complete");
+    } catch (const duplex::websocket_error& e) {
+        event(std::string("download failed: ") +
+              (e.code() == duplex::websocket_errc::send_timeout ? "send_timeout" : e.code().message()));
+    }
+}
+
+// A positive number of the option `name` (`--name N`), or `fallback`.
+long long number_option(int argc, char** argv, std::string_view name, long long fallback) {
+    for (int i = 1; i + 1 < argc; ++i)
+        if (argv[i] == name) return std::stoll(argv[i + 1]);
+    return fallback;
+}
+
+std::string text_option(int argc, char** argv, std::string_view name) {
+    for (int i = 1; i + 1 < argc; ++i)
+        if (argv[i] == name) return argv[i + 1];
+    return {};
+}
+
 }  // namespace
 
+// Options for the checks that need a server of their own (tests/app/pressure_test.py): --max-connections,
+// --max-body-bytes, --request-timeout-ms, --max-message-size, --max-fragments, --send-timeout-ms,
+// --shutdown-timeout-ms, --cert and --key (for https:// URLs), and the app's own --threads and --urls.
 int main(int argc, char** argv) {
-    std::string wwwroot;
-    for (int i = 1; i + 1 < argc; ++i)
-        if (std::string_view(argv[i]) == "--wwwroot") wwwroot = argv[i + 1];
+    const std::string wwwroot = text_option(argc, argv, "--wwwroot");
 
     duplex::app_options options;
     options.worker_threads = 2;
-    options.max_connections = 20;
-    options.request_timeout = 500ms;
+    options.max_connections = static_cast<std::size_t>(number_option(argc, argv, "--max-connections", 20));
+    options.request_timeout = std::chrono::milliseconds(number_option(argc, argv, "--request-timeout-ms", 500));
     options.idle_timeout = 3s;
-    options.max_request_body_size = 1024;
-    options.shutdown_timeout = 3s;
+    options.max_request_body_size = static_cast<std::size_t>(number_option(argc, argv, "--max-body-bytes", 1024));
+    options.shutdown_timeout = std::chrono::milliseconds(number_option(argc, argv, "--shutdown-timeout-ms", 3000));
     options.http_limits.max_target_bytes = 256;
     options.http_limits.max_head_bytes = 2048;
-    options.websocket_limits.max_message_size = 128 * 1024;
-    options.websocket_limits.max_fragments_per_message = 100;
+    options.websocket_limits.max_message_size =
+        static_cast<std::size_t>(number_option(argc, argv, "--max-message-size", 128 * 1024));
+    options.websocket_limits.max_fragments_per_message =
+        static_cast<std::size_t>(number_option(argc, argv, "--max-fragments", 100));
     options.websocket_limits.max_send_queue_bytes = 128 * 1024;
+    options.websocket_limits.send_timeout = std::chrono::milliseconds(number_option(argc, argv, "--send-timeout-ms", 60'000));
     duplex::app app(argc, argv, options);
+    if (const auto cert = text_option(argc, argv, "--cert"); !cert.empty()) {
+        duplex::https_options https;
+        https.certificate_chain_file = cert;
+        https.private_key_file = text_option(argc, argv, "--key");
+        app.use_https(https);
+    }
 
     // Pipeline order: each middleware marks the way in and the way out.
     app.use([](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
@@ -111,7 +151,12 @@ int main(int argc, char** argv) {
         co_return;
     });
     app.map("/echo-body", [](duplex::http_context& ctx) -> duplex::awaitable<void> {
-        ctx.response.body = ctx.request_body;
+        ctx.response.body = std::string(co_await ctx.read_body());
+    });
+    // Answers without reading the body: the connection drops it (or closes, for a client that waits for
+    // 100 Continue).
+    app.map("/ignore-body", [](duplex::http_context& ctx) -> duplex::awaitable<void> {
+        ctx.response.body = "ignored";
         co_return;
     });
     // Large enough that its response is still being written when a client that reads slowly sends SIGTERM.
@@ -142,6 +187,14 @@ int main(int argc, char** argv) {
         if (path == "/ws") {
             auto ws = co_await ctx.websockets.accept_websocket();
             co_await duplex::examples::echo(ws);
+        } else if (path == "/ws/echo-reporting") {  // the echo, saying how it ended
+            auto ws = co_await ctx.websockets.accept_websocket();
+            try {
+                co_await duplex::examples::echo(ws);
+                event("echo ended normally");
+            } catch (const duplex::websocket_error& e) {
+                event(std::string("echo ended: ") + e.what());
+            }
         } else if (path == "/ws/subprotocol") {
             const auto offered = ctx.websockets.requested_protocols();
             const bool has_v2 = std::find(offered.begin(), offered.end(), "chat.v2") != offered.end();
@@ -181,6 +234,10 @@ int main(int argc, char** argv) {
                 event(std::string("keepalive ") +
                       (e.code() == duplex::websocket_errc::keep_alive_timeout ? "timeout" : e.code().message()));
             }
+        } else if (path.starts_with("/ws/download/")) {  // /ws/download/BYTES
+            const auto bytes = std::stoull(path.substr(std::string_view("/ws/download/").size()));
+            auto ws = co_await ctx.websockets.accept_websocket();
+            co_await download(ws, bytes);
         } else if (path == "/ws/flood") {
             auto ws = co_await ctx.websockets.accept_websocket();
             co_await flood(ws);

@@ -148,10 +148,11 @@ async def start_echo(path, certs):
     while len(ports) < 2:
         line = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
         match = re.search(r"listening on (https?)://127\.0\.0\.1:(\d+)", line)
-        if not match:
+        if match:
+            ports[match.group(1)] = int(match.group(2))
+        elif not line or ": error: " in line:
             process.kill()
             raise RuntimeError(f"duplex-echo did not start: {line!r}")
-        ports[match.group(1)] = int(match.group(2))
     return process, ports["http"], ports["https"]
 
 

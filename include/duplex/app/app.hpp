@@ -179,14 +179,15 @@ public:
         });
         std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> acceptors;
         acceptors_ = &acceptors;
-        io_ = &io;
+        set_running(io_context);
         for (const auto& url : parsed) detail::listen(io, url, *core_, thread_count() > 1, acceptors);
         if (acceptors.empty()) {
-            io_ = nullptr;
+            set_running(nullptr);
             acceptors_ = nullptr;
             core_->io.reset();
             throw std::runtime_error("no address to listen on: " + chosen);
         }
+        detail::report_descriptor_limit(*core_);
         core_->log(log_level::information, std::to_string(thread_count()) + " worker thread" +
                                                 (thread_count() == 1 ? "" : "s") + ", at most " +
                                                 std::to_string(core_->options.max_connections) + " connections");
@@ -194,7 +195,7 @@ public:
         for (unsigned i = 1; i < thread_count(); ++i) workers.emplace_back([&io] { io.run(); });
         io.run();
         for (auto& w : workers) w.join();
-        io_ = nullptr;
+        set_running(nullptr);
         acceptors_ = nullptr;
         // No thread runs the io_context now. What the shutdown did not end (the shutdown timeout passed,
         // or a handler keeps a socket in a map) ends here: the requests end, so that a handle kept
@@ -208,9 +209,15 @@ public:
     // Thread-safe: stops accepting, sends close 1001 to every WebSocket, waits up to shutdown_timeout
     // for the handlers to finish, then ends run().
     void stop() {
-        auto* io = io_.load();
-        if (!io) return;
-        asio::post(*io, [this, io] {
+        // Held until post() has returned: a post wakes a worker, which may see the shutdown through and
+        // end run() while this thread is still signalling the io_context it posted to.
+        std::shared_ptr<asio::io_context> running;
+        {
+            std::lock_guard lock(running_mutex_);
+            running = running_;
+        }
+        if (!running) return;
+        asio::post(*running, [this, io = running.get()] {
             if (core_->stopping.exchange(true)) return;
             for (auto& a : *acceptors_) {
                 std::error_code ignored;
@@ -228,6 +235,11 @@ public:
     }
 
 private:
+    void set_running(std::shared_ptr<asio::io_context> io) {
+        std::lock_guard lock(running_mutex_);
+        running_ = std::move(io);
+    }
+
     static unsigned parse_thread_count(std::string_view text) {
         unsigned n = 0;
         const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
@@ -269,7 +281,9 @@ private:
     std::vector<std::unique_ptr<websocket_options>> websocket_options_;
     pubsub::topic_registry topics_;
     std::string command_line_urls_;
-    std::atomic<asio::io_context*> io_{nullptr};
+    // The io_context while run() runs, for stop() from any thread.
+    std::mutex running_mutex_;
+    std::shared_ptr<asio::io_context> running_;
     std::vector<std::shared_ptr<asio::ip::tcp::acceptor>>* acceptors_ = nullptr;
 };
 

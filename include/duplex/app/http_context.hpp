@@ -6,11 +6,13 @@
 #include <duplex/app/websocket_options.hpp>
 #include <duplex/config.hpp>
 #include <duplex/deflate/negotiation.hpp>
+#include <duplex/http/file_body.hpp>
 #include <duplex/http/request.hpp>
 #include <duplex/websocket/handshake.hpp>
 #include <duplex/websocket/websocket.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -24,20 +26,25 @@ struct http_response {
     int status_code = 200;
     http::headers headers;
     std::string body;
+    // When set, the body is this file (or the range of it selected), sent a chunk at a time as the client
+    // reads it, and `body` is not sent (static_files sets it).
+    std::optional<http::file_body> file;
 };
 
 namespace detail {
-// The connection under a request: what can turn into a WebSocket.
-class upgrade_target {
+// The connection under a request: what can turn into a WebSocket, and where its body comes from.
+class request_connection {
 public:
     virtual awaitable<websocket> upgrade(const http::request& request, const accept_context& context,
                                          const websocket_options& options) = 0;
+    // The whole request body, read the first time it is asked for (see http_context::read_body).
+    virtual awaitable<std::string_view> read_body() = 0;
     // The accepted WebSocket lives on without the request (the message-driven API's session owns it):
     // the connection lets go of it, and the request's end no longer ends it.
     virtual void hand_over_websocket() noexcept = 0;
 
 protected:
-    ~upgrade_target() = default;
+    ~request_connection() = default;
 };
 }  // namespace detail
 
@@ -91,7 +98,7 @@ public:
         if (accepted_) target_->hand_over_websocket();
     }
 
-    websocket_manager(const http::request& request, detail::upgrade_target& target) noexcept
+    websocket_manager(const http::request& request, detail::request_connection& target) noexcept
         : request_(&request), target_(&target) {}
 
     // Called by use_websockets(): WebSocket requests are recognised from here on.
@@ -99,7 +106,7 @@ public:
 
 private:
     const http::request* request_;
-    detail::upgrade_target* target_;
+    detail::request_connection* target_;
     const websocket_options* options_ = nullptr;
     accept_context context_;
     bool accepted_ = false;
@@ -107,15 +114,25 @@ private:
 
 class http_context {
 public:
-    http_context(http::request r, detail::upgrade_target& target)
-        : request(std::move(r)), websockets(request, target) {}
+    http_context(http::request r, detail::request_connection& target)
+        : request(std::move(r)), websockets(request, target), target_(&target) {}
     http_context(const http_context&) = delete;
     http_context& operator=(const http_context&) = delete;
 
+    // The request's body (Content-Length, up to app_options::max_request_body_size), read from the
+    // connection when this is first awaited; later calls return the same bytes, which stay valid until
+    // the response is written. A body no handler asks for is never held: it is read and dropped before
+    // the response (or, when the client waits for `100 Continue`, the connection closes after it). A
+    // client that sent `Expect: 100-continue` gets `100 Continue` here. Throws std::system_error when the
+    // body does not arrive in full within request_timeout.
+    awaitable<std::string_view> read_body() { return target_->read_body(); }
+
     http::request request;
-    std::string request_body;  // the body of a request with Content-Length (up to max_request_body_size)
     http_response response;
     websocket_manager websockets;
+
+private:
+    detail::request_connection* target_;
 };
 
 }  // namespace duplex

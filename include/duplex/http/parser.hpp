@@ -200,7 +200,7 @@ private:
         if constexpr (parses_request) {
             const std::string_view target = message_.target;
             const auto question = target.find('?');
-            message_.path.assign(target.substr(0, question));
+            message_.path.assign(path_of_target(target.substr(0, question)));
             if (question != std::string_view::npos) message_.query.assign(target.substr(question + 1));
         } else {
             if (message_.status_code < 100) return fail(400, "malformed status code");

@@ -137,12 +137,32 @@ private:
 struct request {
     std::string method;
     std::string target;  // as sent: origin-form "/a/b?x=1", or absolute-form, authority-form, "*"
-    std::string path;    // target before the first '?', not percent-decoded
+    std::string path;    // target before the first '?', not percent-decoded (see path_of_target)
     http::query_collection query;  // target after the first '?': raw() as sent, query("name") decoded
     int version_major = 1;
     int version_minor = 1;
     http::headers headers;
 };
+
+// The path a request target names, given the target before its query: origin-form as it is; absolute-form
+// ("http://example.com:8080/a/b", which a server must accept, RFC 9112 §3.2.2) by its path, "/" when it
+// has none; authority-form ("example.com:443") and "*" as they are.
+inline constexpr std::string_view path_of_target(std::string_view before_query) noexcept {
+    if (before_query.starts_with('/')) return before_query;
+    const auto scheme_end = before_query.find("://");
+    if (scheme_end == std::string_view::npos || scheme_end == 0) return before_query;
+    const auto is_scheme_char = [](char c) {  // ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '-' ||
+               c == '.';
+    };
+    for (const char c : before_query.substr(0, scheme_end))
+        if (!is_scheme_char(c)) return before_query;
+    if (!((before_query[0] >= 'a' && before_query[0] <= 'z') || (before_query[0] >= 'A' && before_query[0] <= 'Z')))
+        return before_query;
+    const auto authority_and_path = before_query.substr(scheme_end + 3);
+    const auto slash = authority_and_path.find('/');
+    return slash == std::string_view::npos ? std::string_view("/") : authority_and_path.substr(slash);
+}
 
 struct response {
     int status_code = 0;

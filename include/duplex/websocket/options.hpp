@@ -41,8 +41,9 @@ struct stream_options {
     // disconnected instead of waited for.
     std::size_t max_send_queue_bytes = 4 * 1024 * 1024;
     // While a send (or a receive held back by the full queue) waits on the peer to read, the peer must
-    // take some of our bytes at least this often: when no write to it progresses for this long, the
-    // connection fails as above, with websocket_errc::send_timeout. Zero: wait as long as it takes.
+    // take some of our bytes at least this often: when for this long no write to it completes and (on
+    // Linux) the kernel's send queue does not shrink either, the connection fails as above, with
+    // websocket_errc::send_timeout. A slow but steady reader is never cut off. Zero: wait as long as it takes.
     std::chrono::steady_clock::duration send_timeout = std::chrono::seconds(60);
     // Payloads at least this large are written from the caller's buffer (server role) instead of copied.
     // Smaller ones are copied so that the messages sent until the connection next waits share one write

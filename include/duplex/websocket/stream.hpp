@@ -128,7 +128,13 @@ public:
     void start_keep_alive(std::chrono::steady_clock::duration interval, std::chrono::steady_clock::duration timeout) {
         core_->start_keep_alive(interval, timeout);
     }
-    void end_request() noexcept { core_->end_request(); }
+    // close_output, and the peer's close is then due within close_timeout (the host's 1001 at shutdown).
+    awaitable<void> close_output_with_deadline(close_status status, std::string_view description = {}) {
+        return core_->close_output_with_deadline(status, description);
+    }
+    // The request that owned the stream has completed: see stream_core::end_request.
+    awaitable<void> end_request() { return core_->end_request(); }
+    void end_request_now() noexcept { core_->end_request_now(); }
     // Keeps `dependency` (e.g. the io_context the transport runs on) alive as long as the stream.
     void retain(std::shared_ptr<void> dependency) noexcept { core_->retain(std::move(dependency)); }
 

@@ -170,12 +170,29 @@ TEST_CASE("request parser: request line forms") {
         CHECK(p.get().version_minor == 0);
         CHECK(p.get().headers.empty());
     }
-    SUBCASE("empty query and absolute form") {
+    SUBCASE("empty query and absolute form: the path is the URI's path") {
         request_parser p;
         p.feed("GET http://example.com/a?? HTTP/1.1\r\n\r\n");
         REQUIRE(p.status() == parse_status::done);
-        CHECK(p.get().path == "http://example.com/a");
+        CHECK(p.get().target == "http://example.com/a??");
+        CHECK(p.get().path == "/a");
         CHECK(p.get().query.raw() == "?");
+    }
+    SUBCASE("absolute form without a path, with a port, another scheme; authority form stays as sent") {
+        const std::pair<std::string_view, std::string_view> cases[] = {
+            {"GET http://example.com HTTP/1.1\r\n\r\n", "/"},
+            {"GET HTTPS://example.com:8443/ws/chat HTTP/1.1\r\n\r\n", "/ws/chat"},
+            {"GET ws+x.y://h//double HTTP/1.1\r\n\r\n", "//double"},
+            {"CONNECT example.com:443 HTTP/1.1\r\n\r\n", "example.com:443"},
+            {"GET 1http://h/a HTTP/1.1\r\n\r\n", "1http://h/a"},  // a scheme starts with a letter
+            {"GET ://h/a HTTP/1.1\r\n\r\n", "://h/a"},
+        };
+        for (const auto& [text, path] : cases) {
+            request_parser p;
+            p.feed(text);
+            REQUIRE(p.status() == parse_status::done);
+            CHECK(p.get().path == path);
+        }
     }
     SUBCASE("a higher minor version is HTTP/1") {
         request_parser p;

@@ -1,13 +1,16 @@
-// One HTTP/1.1 connection of duplex::app, over TCP or TLS: it reads requests (heads, bodies, limits and
-// timeouts), runs each through the pipeline, writes the responses (keep-alive), and becomes a
+// One HTTP/1.1 connection of duplex::app, over TCP or TLS: it reads requests (heads with their checks,
+// limits and timeouts; bodies when a handler asks, answering Expect: 100-continue), runs each through
+// the pipeline, writes the responses (keep-alive; file bodies a chunk at a time), and becomes a
 // WebSocket when a handler accepts one. It also ends itself on the app's graceful shutdown.
 #pragma once
 
 #include <duplex/app/accept_context.hpp>
 #include <duplex/app/detail/app_core.hpp>
+#include <duplex/app/detail/file_sender.hpp>
 #include <duplex/app/http_context.hpp>
 #include <duplex/app/websocket_options.hpp>
 #include <duplex/config.hpp>
+#include <duplex/http/host.hpp>
 #include <duplex/http/parser.hpp>
 #include <duplex/http/response.hpp>
 #include <duplex/tls/stream.hpp>
@@ -23,6 +26,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 
 namespace duplex::detail {
@@ -47,7 +51,7 @@ inline bool wants_keep_alive(const http::request& r) {
 // One HTTP/1.1 connection, over TCP or TLS: requests through the pipeline until it closes or becomes a
 // WebSocket. Over TLS the handshake runs first, here on the connection's strand, never in the accept loop.
 template <class Transport>
-class http_connection final : public upgrade_target,
+class http_connection final : public request_connection,
                               public connection_base,
                               public std::enable_shared_from_this<http_connection<Transport>> {
 public:
@@ -70,14 +74,14 @@ public:
         } catch (const std::exception& e) {
             core_.log(log_level::debug, "connection from " + peer() + " ended: " + e.what());
         }
-        if (websocket_) websocket_->end_request();
+        if (websocket_) co_await websocket_->end_request();
         deadline_.cancel();
         core_.withdraw(entry);
         --core_.active_connections;
     }
 
     void abandon() noexcept override {
-        if (websocket_) websocket_->end_request();
+        if (websocket_) websocket_->end_request_now();
     }
 
     void hand_over_websocket() noexcept override { websocket_.reset(); }
@@ -88,6 +92,10 @@ public:
 
     awaitable<websocket> upgrade(const http::request& request, const accept_context& context,
                                  const websocket_options& options) override {
+        // What follows the request belongs to the WebSocket: a body (not that an upgrade should have one)
+        // must not be read as frames.
+        if (body_remaining_ != 0 && !co_await take_body(nullptr))
+            throw std::system_error(read_error_, "the upgrade request's body did not arrive in full");
         auto limits = core_.options.websocket_limits;
         limits.receive_buffer_size = options.receive_buffer_size;
         websocket_.emplace(std::move(transport_), ws::role::server, limits);
@@ -133,15 +141,12 @@ private:
                 co_return;
             }
             auto request = std::move(parser.get());
-            std::string body;
-            const auto body_status = co_await read_body(request, body);
-            if (body_status != 0) {
-                co_await write_error(body_status, http::reason_phrase(body_status));
+            if (const auto refusal = begin_request(request); refusal.status != 0) {
+                co_await write_error(refusal.status, refusal.reason);
                 co_return;
             }
-            const bool keep_alive = wants_keep_alive(request);
+            bool keep_alive = wants_keep_alive(request);
             http_context ctx(std::move(request), *this);
-            ctx.request_body = std::move(body);
             std::exception_ptr failure;
             try {
                 co_await duplex::next(core_.pipeline, 0, ctx)(ctx);
@@ -157,8 +162,17 @@ private:
                 ctx.response = {};
                 ctx.response.status_code = 500;
             }
+            // A body nobody read is dropped now, before the response, so that a client still sending it
+            // is not stuck (and the next request can follow); one the client holds back until it gets
+            // 100 Continue is not waited for: the connection closes after the response instead.
+            if (body_remaining_ != 0 && keep_alive && !failure) keep_alive = co_await discard_body();
             const bool again = keep_alive && !failure && !core_.stopping;
-            co_await write_response(ctx, again);
+            const bool written = co_await write_response(ctx, again);
+            std::string().swap(body_);  // an idle keep-alive connection holds no body
+            if (!written) {
+                close_transport(transport_);
+                co_return;
+            }
             if (!again) {
                 co_await close_gracefully();
                 co_return;
@@ -239,28 +253,77 @@ private:
         co_return true;
     }
 
-    // 0, or the status that refuses the body: 400 bad length, 413 too large, 501 transfer coding.
-    awaitable<int> read_body(const http::request& request, std::string& body) {
-        if (request.headers.contains("Transfer-Encoding")) co_return 501;
+    struct refusal {
+        int status = 0;  // 0: the request goes to the pipeline
+        std::string_view reason;
+    };
+
+    // Checks a request head before the pipeline sees it, and notes its body, which is read only when a
+    // handler asks: 400 for a missing, repeated or invalid Host (RFC 9112 §3.2) or a bad Content-Length,
+    // 413 for a body over max_request_body_size (also when the client waits for 100 Continue: the final
+    // status comes at once), 417 for an expectation other than 100-continue, 501 for Transfer-Encoding.
+    refusal begin_request(const http::request& request) {
+        body_remaining_ = 0;
+        expect_continue_ = false;
+        if (const auto problem = http::host_problem(request); !problem.empty()) return {400, problem};
+        if (request.headers.contains("Transfer-Encoding")) return {501, http::reason_phrase(501)};
+        // An HTTP/1.0 client knows no expectations: its Expect is ignored (RFC 9110 §10.1.1).
+        const auto expect = request.version_minor >= 1 ? request.headers.get("Expect") : std::nullopt;
+        if (expect && !http::detail::iequals(*expect, "100-continue")) return {417, http::reason_phrase(417)};
         const auto length_text = request.headers.get("Content-Length");
-        if (!length_text) co_return 0;
-        if (request.headers.count("Content-Length") != 1) co_return 400;
+        if (!length_text) return {};
         std::size_t length = 0;
         const auto [end, ec] = std::from_chars(length_text->data(), length_text->data() + length_text->size(), length);
-        if (ec != std::errc{} || end != length_text->data() + length_text->size()) co_return 400;
-        if (length > core_.options.max_request_body_size) co_return 413;
-        arm_deadline(core_.options.request_timeout);
-        while (body.size() < length) {
-            if (begin_ == end_) {
-                const auto n = co_await read_some();
-                if (n == 0) co_return 400;
+        if (request.headers.count("Content-Length") != 1 || ec != std::errc{} ||
+            end != length_text->data() + length_text->size())
+            return {400, "invalid Content-Length"};
+        if (length > core_.options.max_request_body_size) return {413, http::reason_phrase(413)};
+        body_remaining_ = length;
+        expect_continue_ = expect.has_value() && length != 0;
+        return {};
+    }
+
+    // http_context::read_body: the whole body, read on first use (after 100 Continue when the client
+    // waits for it), within request_timeout.
+    awaitable<std::string_view> read_body() override {
+        if (body_remaining_ != 0) {
+            if (expect_continue_) {
+                static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+                arm_deadline(core_.options.request_timeout);
+                auto [ec, n] = co_await asio::async_write(transport_, asio::buffer(go_on), use_nothrow_awaitable);
+                deadline_.cancel();
+                if (ec) throw std::system_error(ec, "could not send 100 Continue");
+                expect_continue_ = false;
             }
-            const auto take = std::min(length - body.size(), end_ - begin_);
-            body.append(reinterpret_cast<const char*>(buffer_.get() + begin_), take);
+            if (!co_await take_body(&body_))
+                throw std::system_error(read_error_, "the request body did not arrive in full");
+        }
+        co_return std::string_view(body_);
+    }
+
+    // Reads and drops the rest of the body, unless the client waits for 100 Continue before sending
+    // what is not here yet: false when the connection cannot go on to a next request.
+    awaitable<bool> discard_body() {
+        if (expect_continue_ && end_ - begin_ < body_remaining_) co_return false;
+        co_return co_await take_body(nullptr);
+    }
+
+    // Takes the body_remaining_ bytes of the body from the connection, appending them to `into` (or
+    // dropping them), within request_timeout; false when they did not come.
+    awaitable<bool> take_body(std::string* into) {
+        arm_deadline(core_.options.request_timeout);
+        while (body_remaining_ != 0) {
+            if (begin_ == end_ && co_await read_some() == 0) {
+                deadline_.cancel();
+                co_return false;
+            }
+            const auto take = std::min(body_remaining_, end_ - begin_);
+            if (into) into->append(reinterpret_cast<const char*>(buffer_.get() + begin_), take);
             begin_ += take;
+            body_remaining_ -= take;
         }
         deadline_.cancel();
-        co_return 0;
+        co_return true;
     }
 
     std::string_view buffered() const noexcept {
@@ -282,27 +345,45 @@ private:
         co_return ec ? 0 : n;
     }
 
-    awaitable<void> write_response(http_context& ctx, bool keep_alive) {
+    // Writes the response (a file body a chunk at a time); false when it could not be written in full.
+    awaitable<bool> write_response(http_context& ctx, bool keep_alive) {
         auto& response = ctx.response;
-        if (!response.body.empty() && !response.headers.contains("Content-Type"))
-            response.headers.add("Content-Type", "text/plain; charset=utf-8");
-        response.headers.set("Content-Length", std::to_string(response.body.size()));
+        // 1xx, 204 and 304 have no content and no Content-Length (RFC 9110 §8.6): a 304 saying 0 would
+        // contradict the 200 it stands for.
+        const auto status = response.status_code;
+        const bool no_content = status < 200 || status == 204 || status == 304;
+        if (no_content) {
+            response.body.clear();
+            response.file.reset();
+            response.headers.erase("Content-Length");
+        } else {
+            if (!response.body.empty() && !response.file && !response.headers.contains("Content-Type"))
+                response.headers.add("Content-Type", "text/plain; charset=utf-8");
+            response.headers.set("Content-Length",
+                                 std::to_string(response.file ? response.file->size() : response.body.size()));
+        }
         response.headers.set("Connection", keep_alive ? "keep-alive" : "close");
         std::string head;
         http::write_response_head(head, response.status_code, response.headers);
-        const auto body = asio::buffer(response.body.data(), ctx.request.method != "HEAD" ? response.body.size() : 0);
+        const bool send_body = ctx.request.method != "HEAD";
+        const auto body = asio::buffer(response.body.data(), send_body && !response.file ? response.body.size() : 0);
         // request_timeout bounds each write, not the whole response: a large download to a slow client
         // goes on as long as it moves, one that stops reading is cut off.
+        const auto arm_write_deadline = [this] { arm_deadline(core_.options.request_timeout); };
         std::size_t written = 0;
-        while (written < head.size() + body.size()) {
-            arm_deadline(core_.options.request_timeout);
+        bool complete = true;
+        while (complete && written < head.size() + body.size()) {
+            arm_write_deadline();
             const std::array<asio::const_buffer, 2> rest{
                 asio::buffer(head) + written, body + (written > head.size() ? written - head.size() : 0)};
             auto [ec, n] = co_await transport_.async_write_some(rest, use_nothrow_awaitable);
-            if (ec) break;
+            complete = !ec;
             written += n;
         }
+        if (complete && response.file && send_body)
+            complete = co_await send_file(transport_, *response.file, arm_write_deadline);
         deadline_.cancel();
+        co_return complete;
     }
 
     awaitable<void> write_error(int status, std::string_view message) {
@@ -377,7 +458,9 @@ private:
 
     static awaitable<void> close_going_away(ws::stream<Transport> stream) {
         try {
-            co_await stream.close_output(close_status::endpoint_unavailable, "server shutting down");
+            // A peer that never answers is dropped after close_timeout (its handler's receive fails with
+            // close_timeout), so that it does not hold the shutdown up until shutdown_timeout.
+            co_await stream.close_output_with_deadline(close_status::endpoint_unavailable, "server shutting down");
         } catch (const std::exception&) {
             // The connection is already ending; its handler sees why.
         }
@@ -393,6 +476,11 @@ private:
     std::optional<ws::stream<Transport>> websocket_;
     bool waiting_for_request_ = false;
     std::error_code read_error_;
+    // The request's body: what is still unread, whether the client waits for 100 Continue before sending
+    // it, and what a handler read (released after the response).
+    std::size_t body_remaining_ = 0;
+    bool expect_continue_ = false;
+    std::string body_;
 };
 
 }  // namespace duplex::detail

@@ -173,9 +173,13 @@ public:
     // The close handshake and the connection's end (impl/close.hpp).
     awaitable<void> close(close_status status, std::string_view description) override;
     awaitable<void> close_output(close_status status, std::string_view description) override;
+    // close_output, with the peer's close then due within close_timeout (impl/close.hpp).
+    awaitable<void> close_output_with_deadline(close_status status, std::string_view description);
     // The request that owned this WebSocket has completed (ASP.NET's pipeline unwound): the connection
-    // is dropped unless it already closed, and every later operation fails with request_ended.
-    void end_request() noexcept;
+    // ends unless it already closed (a close frame of ours still queued is written first), and every
+    // later operation fails with request_ended.
+    awaitable<void> end_request();
+    void end_request_now() noexcept;
     // From any thread: on another, the abort is posted to the socket's executor.
     void abort() noexcept override;
 
@@ -320,6 +324,7 @@ private:
     bool may_close(close_status status, std::string_view description) const;
     awaitable<receive_result> on_close_frame(const std::byte* payload, std::size_t size);
     void abort_now(std::error_code reason) noexcept;
+    void mark_request_ended() noexcept;
     awaitable<void> fail(websocket_errc errc, std::string detail);
     awaitable<void> fail_transport(std::error_code ec);
     void fail_slow_consumer(websocket_errc errc);
@@ -356,7 +361,9 @@ private:
         throw_if_request_ended();
         throw_if_failed();
         require_opened();
-        if (close_sent_) throw websocket_error(websocket_errc::invalid_state, "send after close");
+        if (close_sent_)
+            throw websocket_error(websocket_errc::invalid_state, "send after close: our close frame is sent "
+                                                                 "(close, close_output, or the server's 1001 at shutdown)");
     }
 
     // ---- sending (impl/write.hpp) ----

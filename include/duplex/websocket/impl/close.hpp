@@ -70,18 +70,53 @@ inline awaitable<void> stream_core<Next>::close_output(close_status status, std:
     }
 }
 
-// The request that owned this WebSocket has completed (ASP.NET's pipeline unwound): the connection
-// is dropped unless it already closed, and every later operation fails with request_ended.
+// close_output, and then the peer's close is due within close_timeout: past it the transport is dropped
+// and a pending receive fails with close_timeout. The app host's 1001 at shutdown: a member that never
+// answers must not hold the shutdown up for the whole shutdown_timeout (a plain close_output leaves the
+// peer as long as it likes to finish what it is sending).
 template <class Next>
-inline void stream_core<Next>::end_request() noexcept {
+inline awaitable<void> stream_core<Next>::close_output_with_deadline(close_status status, std::string_view description) {
+    const auto keep_alive = this->shared_from_this();  // see "Lifetime" in stream_core
+    co_await close_output(status, description);
+    if (close_sent_ && !close_received_ && !failure_) arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
+}
+
+// The request that owned this WebSocket has completed (ASP.NET's pipeline unwound): every later
+// operation fails with request_ended, and the connection ends unless it closed already. When a close
+// frame of ours was queued (close_output, the app's 1001 at shutdown, a failure's 1008) it is written
+// first and the transport ends as after a close handshake, bounded by close_timeout: a handler whose
+// send failed because of that close (mid-message, say) must not take the frame down with it.
+template <class Next>
+inline awaitable<void> stream_core<Next>::end_request() {
+    const auto keep_alive = this->shared_from_this();  // see "Lifetime" in stream_core
+    mark_request_ended();
+    notify();
+    if (close_sent_ && !write_failed_ && duplex::detail::transport_is_open(next_)) {
+        arm_deadline(options_.close_timeout, websocket_errc::close_timeout);
+        co_await wait_until_flushed();
+        // Linger as a close does, unless a receive (or the keep-alive's own read) is reading the transport.
+        if (!receiving_ && !idle_reading_) co_await linger_and_close(true);
+    }
+    end_request_now();
+}
+
+// The same without waiting, when nothing runs the io_context any more (the app host's run() is
+// returning): the transport closes at once.
+template <class Next>
+inline void stream_core<Next>::end_request_now() noexcept {
+    mark_request_ended();
+    close_now();
+    deadline_.cancel();
+    notify();
+}
+
+template <class Next>
+inline void stream_core<Next>::mark_request_ended() noexcept {
     request_ended_ = true;
     if (state_ != websocket_state::closed) {
         if (!failure_) failure_ = make_error_code(websocket_errc::request_ended);
         state_ = websocket_state::aborted;
     }
-    close_now();
-    deadline_.cancel();
-    notify();
 }
 
 template <class Next>

@@ -3,6 +3,7 @@
 // plain timer callbacks holding the core weakly: an idle connection keeps no coroutine alive.
 #pragma once
 
+#include <duplex/detail/socket_queue.hpp>
 #include <duplex/websocket/detail/stream_core.hpp>
 
 namespace duplex::ws::detail {
@@ -26,16 +27,25 @@ inline void stream_core<Next>::watch_peer() {
     arm_send_timer();
 }
 
+// Progress is anything the peer took: a write of ours that completed, or, while none did, bytes of the
+// kernel's send buffer that the peer acknowledged. A write waits until a good part of that buffer
+// (megabytes, as TCP grows it) has drained, so a peer reading a steady few KiB/s may see no write of
+// ours complete for minutes. The kernel's count is read once per arming, never per message.
 template <class Next>
 inline void stream_core<Next>::arm_send_timer() {
     watched_progress_ = write_progress_;
+    const auto unacknowledged = duplex::detail::bytes_not_yet_acknowledged(next_);
     send_timer_->expires_after(options_.send_timeout);
-    send_timer_->async_wait([weak = this->weak_from_this()](std::error_code ec) {
+    send_timer_->async_wait([weak = this->weak_from_this(), unacknowledged](std::error_code ec) {
         const auto self = weak.lock();
         if (!self) return;
+        const auto took_queued_bytes = [&] {
+            const auto now = duplex::detail::bytes_not_yet_acknowledged(self->next_);
+            return unacknowledged && now && *now < *unacknowledged;
+        };
         if (ec || self->peer_waits_ == 0 || self->failure_) {
             self->send_watch_armed_ = false;
-        } else if (self->write_progress_ != self->watched_progress_) {
+        } else if (self->write_progress_ != self->watched_progress_ || took_queued_bytes()) {
             self->arm_send_timer();
         } else {
             self->send_watch_armed_ = false;
