@@ -82,4 +82,15 @@ inline awaitable<void> echo_with_callbacks(websocket ws, std::size_t buffer_size
     co_await session->run();
 }
 
+// The echo on the message-driven API (app.map_websocket): every message goes back whole with its
+// type; the session answers the peer's close in kind by itself.
+inline websocket_handlers<> echo_handlers(bool compression) {
+    websocket_handlers<> handlers;
+    handlers.accept.dangerous_enable_compression = compression;
+    handlers.on_message = [](websocket_session<>& socket, std::string_view data, message_type type) {
+        socket.send(asio::buffer(data), type);
+    };
+    return handlers;
+}
+
 }  // namespace duplex::examples

@@ -1,7 +1,7 @@
 // duplex-echo — the seed's sample app: its page at /, and at /ws a WebSocket that sends every message
 // straight back, over http:// and ws://, https:// and wss://, or both at once.
 //
-//   duplex-echo [--urls URL[;URL…]] [--wwwroot DIR] [--compression] [--threads N] [--api awaitable|tokens]
+//   duplex-echo [--urls URL[;URL…]] [--wwwroot DIR] [--compression] [--threads N] [--api awaitable|tokens|handlers]
 //               [--buffer-size BYTES] [--receive-buffer-size BYTES]
 //               [--cert FILE --key FILE [--handshake-timeout-ms N]]        (default http://localhost:5000)
 //
@@ -11,7 +11,9 @@
 // messages in fewer, larger pieces with fewer reads, as benchmarks/run does for 16 KiB and 1 MiB messages.
 //
 // --api tokens runs the same echo written with completion handlers (callbacks) instead of co_await
-// (duplex::examples::callback_echo); the default is the seed's awaitable echo.
+// (duplex::examples::callback_echo); --api handlers runs it on the message-driven API
+// (app.map_websocket, duplex::examples::echo_handlers: no coroutine and no buffer per idle connection,
+// each message echoed whole); the default is the seed's awaitable echo.
 //
 // --compression accepts permessage-deflate (RFC 7692) when a client offers it. It is off by default:
 // compressing secrets next to attacker-chosen data leaks them (CRIME/BREACH); an echo has no secrets.
@@ -52,7 +54,7 @@ std::string default_wwwroot() {
 int main(int argc, char** argv) {
     std::string wwwroot = default_wwwroot();
     bool compression = false;
-    bool callbacks = false;
+    std::string_view api = "awaitable";
     duplex::https_options https;
     long long handshake_timeout_ms = 0;
     std::size_t buffer_size = 0;  // 0: the seed's 4 KiB array
@@ -67,12 +69,11 @@ int main(int argc, char** argv) {
         if (arg == "--wwwroot" && has_value) wwwroot = argv[++i];
         else if (arg == "--compression") compression = true;
         else if (arg == "--api" && has_value) {
-            const std::string_view api = argv[++i];
-            if (api != "awaitable" && api != "tokens") {
-                std::cerr << "duplex-echo: --api is awaitable or tokens\n";
+            api = argv[++i];
+            if (api != "awaitable" && api != "tokens" && api != "handlers") {
+                std::cerr << "duplex-echo: --api is awaitable, tokens or handlers\n";
                 return 2;
             }
-            callbacks = api == "tokens";
         }
         else if (arg == "--cert" && has_value) https.certificate_chain_file = argv[++i];
         else if (arg == "--key" && has_value) https.private_key_file = argv[++i];
@@ -97,6 +98,8 @@ int main(int argc, char** argv) {
             app.use_https(https);
         }
         app.use_websockets(websockets);
+        if (api == "handlers") app.map_websocket("/ws", duplex::examples::echo_handlers(compression));
+        const bool callbacks = api == "tokens";
         app.use([compression, buffer_size, callbacks](duplex::http_context& ctx, duplex::next next) -> duplex::awaitable<void> {
             if (ctx.request.path == "/ws") {
                 if (ctx.websockets.is_websocket_request()) {

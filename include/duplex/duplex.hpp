@@ -14,7 +14,10 @@
 #include <duplex/app/accept_context.hpp>
 #include <duplex/app/app.hpp>
 #include <duplex/app/http_context.hpp>
+#include <duplex/app/websocket_handlers.hpp>
 #include <duplex/app/websocket_options.hpp>
+#include <duplex/app/websocket_session.hpp>
+#include <duplex/pubsub/pubsub.hpp>
 #include <duplex/task_completion_source.hpp>
 // Last: extern template declarations of the common instantiations under DUPLEX_SEPARATE_COMPILATION.
 #include <duplex/instantiations.hpp>

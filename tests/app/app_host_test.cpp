@@ -47,33 +47,8 @@ struct captured_log {
     }
 };
 
-// One plain HTTP request; the whole response (the server closes: Connection: close).
-std::string http_get(unsigned short port, const std::string& target) {
-    asio::io_context io;
-    tcp::socket socket(io);
-    socket.connect({asio::ip::address_v4::loopback(), port});
-    const auto request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    asio::write(socket, asio::buffer(request));
-    std::string response;
-    std::error_code ec;
-    asio::read(socket, asio::dynamic_buffer(response), ec);
-    return response;
-}
-
-// Runs `body` against a client io_context until it finishes (bounded).
-template <class F>
-void as_client(F body) {
-    asio::io_context io;
-    std::exception_ptr failure;
-    bool done = false;
-    asio::co_spawn(io, body(), [&](std::exception_ptr e) {
-        failure = e;
-        done = true;
-    });
-    io.run_for(20s);
-    REQUIRE_MESSAGE(done, "the client did not finish in time");
-    if (failure) std::rethrow_exception(failure);
-}
+using test::as_client;
+using test::http_get;
 
 // A handler's echo: every message back until the client's close, then the close completed; `note`
 // (by value: it must live as long as the coroutine) runs before and after each receive.

@@ -340,15 +340,18 @@ def main():
     parser.add_argument("--tls", action="store_true", help="run every case over wss:// (needs --make-certs and --certs)")
     parser.add_argument("--make-certs", help="path to examples/tls_echo/make-certs.sh")
     parser.add_argument("--certs", help="directory for the throwaway CA and server certificate")
+    parser.add_argument("--api", help="duplex-echo's --api (awaitable, tokens or handlers)")
     args = parser.parse_args()
-    scheme, tls_args = "http", []
+    scheme, server_args = "http", []
     if args.tls:
         if not args.make_certs or not args.certs:
             parser.error("--tls needs --make-certs and --certs")
         subprocess.run(["bash", args.make_certs, args.certs], check=True, timeout=60, stdout=subprocess.DEVNULL)
         rawws.use_tls(os.path.join(args.certs, "ca.pem"))
         scheme = "https"
-        tls_args = ["--cert", os.path.join(args.certs, "server.pem"), "--key", os.path.join(args.certs, "server.key")]
+        server_args = ["--cert", os.path.join(args.certs, "server.pem"), "--key", os.path.join(args.certs, "server.key")]
+    if args.api:
+        server_args += ["--api", args.api]
 
     all_cases = sorted(HANDSHAKE_CASES + CASES + compression_cases(args.full_compression), key=Case.sort_key)
     cases = select_cases(all_cases, args.case)
@@ -359,8 +362,8 @@ def main():
     started = time.monotonic()
     deadline = started + args.timeout
     passed = failed = 0
-    servers = {"plain": EchoServer(args.echo, tls_args, scheme),
-               "compression": EchoServer(args.echo, ["--compression"] + tls_args, scheme)}
+    servers = {"plain": EchoServer(args.echo, server_args, scheme),
+               "compression": EchoServer(args.echo, ["--compression"] + server_args, scheme)}
     ports = {}
     died_at = {}
     try:

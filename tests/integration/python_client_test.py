@@ -74,8 +74,8 @@ def expect_equal_message(sent, received, what="echo"):
 class EchoServer:
     """duplex-echo as a child process: started, its banner parsed, its output drained, and stopped by PID."""
 
-    def __init__(self, path):
-        self.process = subprocess.Popen([path, "--urls", "http://127.0.0.1:0"], stdin=subprocess.DEVNULL,
+    def __init__(self, path, extra_args=()):
+        self.process = subprocess.Popen([path, "--urls", "http://127.0.0.1:0", *extra_args], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.output = []
         self.lines = queue.Queue()
@@ -296,9 +296,10 @@ async def run_checks(suite):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--echo", required=True, help="path to duplex-echo")
+    parser.add_argument("--api", help="duplex-echo's --api (awaitable, tokens or handlers)")
     args = parser.parse_args()
 
-    server = EchoServer(args.echo)
+    server = EchoServer(args.echo, ["--api", args.api] if args.api else [])
     passed = failed = 0
     try:
         port = server.wait_for_port()

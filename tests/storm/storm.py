@@ -680,14 +680,15 @@ async def run_client(ctx, category, seed, delay):
 # ---- the server ----
 
 class Server:
-    def __init__(self, path, log):
-        self.path, self.log = path, log
+    def __init__(self, path, log, extra_args=()):
+        self.path, self.log, self.extra_args = path, log, list(extra_args)
         self.process = None
         self.port = None
 
     async def start(self):
         self.process = await asyncio.create_subprocess_exec(
-            self.path, "--urls", "http://127.0.0.1:0", stdout=asyncio.subprocess.PIPE, stderr=self.log)
+            self.path, "--urls", "http://127.0.0.1:0", *self.extra_args, stdout=asyncio.subprocess.PIPE,
+            stderr=self.log)
         line = (await asyncio.wait_for(self.process.stdout.readline(), 30)).decode()
         match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
         if not match:
@@ -826,7 +827,7 @@ async def storm(args):
         return passed
 
     log = tempfile.TemporaryFile(mode="w+")
-    server = Server(args.echo, log)
+    server = Server(args.echo, log, ["--api", args.api] if args.api else [])
     await server.start()
     started = time.monotonic()
     ctx = Context(args, server.port, Payloads(rng))
@@ -930,6 +931,7 @@ def main():
     parser.add_argument("--reduced", action="store_true", help="the CI size: 200 clients, about 20 s")
     parser.add_argument("--clients", type=int, help="clients in the storm (default 1000, 200 reduced)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock, printed)")
+    parser.add_argument("--api", help="duplex-echo's --api (awaitable, tokens or handlers)")
     args = parser.parse_args()
     if args.clients is None:
         args.clients = 200 if args.reduced else 1000

@@ -1,5 +1,7 @@
 // Runs a duplex::app on a thread of its own for an in-process test: start() returns once it listens
 // (on 127.0.0.1 with a free port), stop() shuts it down gracefully and waits for run() to return.
+// as_client runs the test's client side on an io_context of its own; http_get and silent_client are
+// the clients such tests need besides duplex::connect.
 #pragma once
 
 #include <duplex/duplex.hpp>
@@ -8,6 +10,7 @@
 
 #include <chrono>
 #include <exception>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -51,6 +54,50 @@ private:
     duplex::app& app_;
     std::thread thread_;
     std::exception_ptr failure_;
+};
+
+// Runs `body` (a coroutine function) on a client io_context until it finishes (bounded by `limit`);
+// its exception is rethrown here.
+template <class F>
+void as_client(F body, std::chrono::seconds limit = std::chrono::seconds(20)) {
+    asio::io_context io;
+    std::exception_ptr failure;
+    bool done = false;
+    asio::co_spawn(io, body(), [&](std::exception_ptr e) {
+        failure = e;
+        done = true;
+    });
+    io.run_for(limit);
+    REQUIRE_MESSAGE(done, "the client did not finish in time");
+    if (failure) std::rethrow_exception(failure);
+}
+
+// One plain HTTP request; the whole response (the server closes: Connection: close).
+inline std::string http_get(unsigned short port, const std::string& target) {
+    asio::io_context io;
+    asio::ip::tcp::socket socket(io);
+    socket.connect({asio::ip::address_v4::loopback(), port});
+    const auto request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    asio::write(socket, asio::buffer(request));
+    std::string response;
+    std::error_code ec;
+    asio::read(socket, asio::dynamic_buffer(response), ec);
+    return response;
+}
+
+// A WebSocket client whose socket takes a few KiB and then nothing more: it reads nothing until the
+// test calls receive, so what the server sends it backs up (slow subscribers, backpressure).
+struct silent_client {
+    std::optional<duplex::ws::stream<asio::ip::tcp::socket>> ws;
+
+    duplex::awaitable<void> connect(unsigned short port, const std::string& target) {
+        asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
+        socket.open(asio::ip::tcp::v4());
+        socket.set_option(asio::socket_base::receive_buffer_size(4096));
+        co_await socket.async_connect({asio::ip::address_v4::loopback(), port}, duplex::use_awaitable);
+        ws.emplace(std::move(socket), duplex::ws::role::client);
+        co_await ws->handshake("127.0.0.1", target);
+    }
 };
 
 }  // namespace test

@@ -22,8 +22,11 @@
 #include <duplex/app/https_options.hpp>
 #include <duplex/app/pipeline.hpp>
 #include <duplex/app/static_files.hpp>
+#include <duplex/app/websocket_handlers.hpp>
 #include <duplex/app/websocket_options.hpp>
+#include <duplex/app/websocket_session.hpp>
 #include <duplex/config.hpp>
+#include <duplex/pubsub/topic_registry.hpp>
 #include <duplex/tls/context.hpp>
 
 #include <algorithm>
@@ -102,6 +105,32 @@ public:
             co_await rest(ctx);
         });
     }
+
+    // The message-driven API (app/websocket_handlers.hpp): WebSocket requests for exactly `path` become
+    // sessions driven by `handlers`, with no coroutine per connection; other requests for it get 400.
+    // Place it after use_websockets, whose options (keep-alive, allowed origins, receive buffer) apply,
+    // as do app_options::websocket_limits and the graceful shutdown.
+    template <class UserData>
+    app& map_websocket(std::string path, websocket_handlers<UserData> handlers) {
+        const auto buffer = handlers.receive_buffer_size != 0 ? handlers.receive_buffer_size
+                            : websocket_options_.empty()      ? websocket_options{}.receive_buffer_size
+                                                               : websocket_options_.back()->receive_buffer_size;
+        auto route = std::make_shared<const detail::websocket_route<UserData>>(
+            detail::websocket_route<UserData>{std::move(handlers), std::move(path), *core_, topics_, buffer});
+        return use([route](http_context& ctx, next rest) -> awaitable<void> {
+            if (ctx.request.path != route->path) {
+                co_await rest(ctx);
+            } else if (!ctx.websockets.is_websocket_request()) {
+                ctx.response.status_code = 400;
+            } else {
+                co_await detail::open_session(ctx, route);
+            }
+        });
+    }
+
+    // The app's topics (pubsub/topic_registry.hpp): sessions of map_websocket subscribe to them, a
+    // duplex::websocket through a pubsub::subscriber; publish from anywhere.
+    pubsub::topic_registry& topics() noexcept { return topics_; }
 
     // Kestrel's UseHttps: the certificate that every https:// URL is served with. Loads the files now, and
     // throws std::system_error naming the file that cannot be read or the key that does not belong to
@@ -265,6 +294,7 @@ private:
 
     std::unique_ptr<detail::app_core> core_;
     std::vector<std::unique_ptr<websocket_options>> websocket_options_;
+    pubsub::topic_registry topics_;
     std::string command_line_urls_;
     // The first io_context (sharing the ownership of the whole io_pool) while run() runs, for stop()
     // from any thread; the acceptors and drain() run there.

@@ -39,6 +39,9 @@ public:
                                          const websocket_options& options) = 0;
     // The whole request body, read the first time it is asked for (see http_context::read_body).
     virtual awaitable<std::string_view> read_body() = 0;
+    // The accepted WebSocket lives on without the request (the message-driven API's session owns it):
+    // the connection lets go of it, and the request's end no longer ends it.
+    virtual void hand_over_websocket() noexcept = 0;
 
 protected:
     ~request_connection() = default;
@@ -89,6 +92,11 @@ public:
 
     // Whether accept_websocket took over the connection (the HTTP response is then not written).
     bool accepted() const noexcept { return accepted_; }
+
+    // For app.map_websocket: the accepted WebSocket outlives this request (its session owns it).
+    void hand_over() noexcept {
+        if (accepted_) target_->hand_over_websocket();
+    }
 
     websocket_manager(const http::request& request, detail::request_connection& target) noexcept
         : request_(&request), target_(&target) {}

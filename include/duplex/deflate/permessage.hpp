@@ -268,6 +268,14 @@ public:
         return used - start;
     }
 
+    // Forgets what earlier messages left in the compressor's window, so that the next message refers to
+    // nothing before it. Pub/sub needs this: a message compressed elsewhere from an empty window (a
+    // shared frame) went to the peer between our messages, so the peer's window no longer ends where
+    // ours does, and a back-reference of ours would point at the wrong bytes (RFC 7692 §7.2.3).
+    void reset_send_context() noexcept {
+        if (deflater_ready_) ::deflateReset(&deflater_);
+    }
+
     // ---- receiving ----
 
     // Decompresses the next chunk of a compressed message's payload into `output`. `end_of_message`

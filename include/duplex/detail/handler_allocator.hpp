@@ -5,32 +5,33 @@
 // whenever a request does not fit one. A connection's read, its posted flush and its write are three
 // operations of different sizes sharing those two blocks, and with many connections on a thread they evict
 // each other on every message. Handlers bound to this allocator (asio::bind_allocator) take their memory
-// from a cache of their own instead: a few blocks per thread, best fit, released when the thread ends.
+// from a cache of their own instead: per thread, a free list per size (multiples of 64 bytes), released
+// when the thread ends. It keeps as many blocks of a size as were once in use at the same time (up to
+// kept_per_size): a publish to a topic starts a write on every subscriber's socket at once, and a cache of
+// a few blocks would send all but a few of those writes to the heap on every message.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <new>
+#include <utility>
 
 namespace duplex::detail {
 
 class handler_memory_cache {
 public:
-    static constexpr std::size_t slots = 8;
-    static constexpr std::size_t largest = 1024;  // larger requests go to the heap every time
+    static constexpr std::size_t largest = 1024;         // larger requests go to the heap every time
+    static constexpr std::size_t kept_per_size = 4096;   // about a megabyte per thread at the most
 
     static void* allocate(std::size_t size) {
         auto& cache = this_thread();
         if (size <= largest && !cache.closed) {
-            std::size_t best = slots;
-            for (std::size_t i = 0; i < slots; ++i) {
-                const auto& b = cache.blocks[i];
-                if (b.memory && b.size >= size && (best == slots || b.size < cache.blocks[best].size)) best = i;
-            }
-            if (best != slots) {
-                void* memory = cache.blocks[best].memory;
-                cache.blocks[best] = {};
-                return memory;
+            auto& list = cache.lists[list_of(size)];
+            if (list.first) {
+                free_block* block = list.first;
+                list.first = block->next;
+                --list.count;
+                return block;
             }
         }
         return ::operator new(block_size(size));
@@ -39,11 +40,11 @@ public:
     static void deallocate(void* memory, std::size_t size) noexcept {
         auto& cache = this_thread();
         if (size <= largest && !cache.closed) {
-            for (auto& b : cache.blocks) {
-                if (!b.memory) {
-                    b = {memory, block_size(size)};
-                    return;
-                }
+            auto& list = cache.lists[list_of(size)];
+            if (list.count < kept_per_size) {
+                list.first = ::new (memory) free_block{list.first};
+                ++list.count;
+                return;
             }
         }
         ::operator delete(memory);
@@ -52,22 +53,28 @@ public:
 private:
     // Blocks come in multiples of 64 bytes, so that a block freed by one operation fits the next of its kind.
     static constexpr std::size_t block_size(std::size_t size) noexcept { return (size + 63) / 64 * 64; }
+    static constexpr std::size_t list_of(std::size_t size) noexcept { return size == 0 ? 0 : (size - 1) / 64; }
 
-    struct block {
-        void* memory;
-        std::size_t size;
+    struct free_block {
+        free_block* next;
+    };
+    struct free_list {
+        free_block* first;
+        std::size_t count;
     };
     // Trivially destructible, so it stays usable to the thread's very end: a handler freed after the
     // releaser below ran (say, by an io_context destroyed later) goes straight to the heap.
     struct state {
-        std::array<block, slots> blocks;
+        std::array<free_list, largest / 64> lists;
         bool closed;
     };
     struct releaser {
         ~releaser() {
             auto& cache = cache_of_this_thread();
-            for (auto& b : cache.blocks) ::operator delete(b.memory);
-            cache.blocks = {};
+            for (auto& list : cache.lists) {
+                while (list.first) ::operator delete(std::exchange(list.first, list.first->next));
+                list.count = 0;
+            }
             cache.closed = true;
         }
     };

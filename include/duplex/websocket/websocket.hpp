@@ -9,6 +9,7 @@
 #pragma once
 
 #include <duplex/config.hpp>
+#include <duplex/websocket/backpressure.hpp>
 #include <duplex/websocket/close_status.hpp>
 #include <duplex/websocket/detail/operation.hpp>
 #include <duplex/websocket/message.hpp>
@@ -22,7 +23,20 @@
 
 namespace duplex {
 
+namespace ws {
+class prepared_message;
+}
+
 namespace detail {
+// Told when a socket's send queue has drained (pub/sub's and the message-driven API's on_drain).
+class drain_listener {
+public:
+    virtual void on_drained() noexcept = 0;
+
+protected:
+    ~drain_listener() = default;
+};
+
 // What every concrete stream offers through the handle. One virtual call per operation, never per byte.
 // The operations must start on the socket's executor; the handle sees to that.
 class websocket_interface {
@@ -39,6 +53,13 @@ public:
     virtual void start_receive(asio::mutable_buffer buffer, receive_completion completion) = 0;
     virtual void start_send(asio::const_buffer data, message_type type, bool end_of_message, message_flags flags,
                             send_completion completion) = 0;
+    // Sends that never wait (pub/sub, the message-driven API): see ws::detail::stream_core.
+    virtual send_status send_prepared(const ws::prepared_message& message, const backpressure_options& limit) = 0;
+    virtual send_status send_now(asio::const_buffer data, message_type type, message_flags flags,
+                                 const backpressure_options& limit) = 0;
+    virtual std::size_t buffered_amount() const noexcept = 0;
+    virtual int prepared_window_bits() const noexcept = 0;
+    virtual void notify_when_drained(drain_listener* listener) noexcept = 0;
     virtual void abort() noexcept = 0;                    // from any thread
     virtual websocket_state state() const noexcept = 0;   // from any thread
     virtual bool can_start_here() const noexcept = 0;     // from any thread
@@ -46,6 +67,10 @@ public:
     virtual asio::any_io_executor get_executor() const = 0;
 };
 }  // namespace detail
+
+namespace detail {
+struct websocket_access;
+}
 
 class websocket {
 public:
@@ -140,7 +165,15 @@ public:
     explicit operator bool() const noexcept { return static_cast<bool>(impl_); }
 
 private:
+    friend struct detail::websocket_access;
     std::shared_ptr<detail::websocket_interface> impl_;
 };
+
+namespace detail {
+// The connection behind a handle, for the layers above the stream (pub/sub).
+struct websocket_access {
+    static const std::shared_ptr<websocket_interface>& interface_of(const websocket& ws) noexcept { return ws.impl_; }
+};
+}  // namespace detail
 
 }  // namespace duplex

@@ -84,6 +84,8 @@ public:
         if (websocket_) websocket_->end_request_now();
     }
 
+    void hand_over_websocket() noexcept override { websocket_.reset(); }
+
     void begin_shutdown() override {
         asio::post(transport_executor_, [self = this->shared_from_this()] { self->shut_down(); });
     }

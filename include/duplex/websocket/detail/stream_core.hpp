@@ -24,14 +24,17 @@
 #include <duplex/detail/uninitialized_allocator.hpp>
 #include <duplex/http/parser.hpp>
 #include <duplex/http/response.hpp>
+#include <duplex/websocket/backpressure.hpp>
 #include <duplex/websocket/close_status.hpp>
 #include <duplex/websocket/detail/operation.hpp>
+#include <duplex/websocket/detail/shared_frame_queue.hpp>
 #include <duplex/websocket/error.hpp>
 #include <duplex/websocket/frame.hpp>
 #include <duplex/websocket/handshake.hpp>
 #include <duplex/websocket/mask.hpp>
 #include <duplex/websocket/message.hpp>
 #include <duplex/websocket/options.hpp>
+#include <duplex/websocket/prepared_message.hpp>
 #include <duplex/websocket/state.hpp>
 #include <duplex/websocket/utf8.hpp>
 #include <duplex/websocket/websocket.hpp>
@@ -169,6 +172,21 @@ public:
     void start_receive(asio::mutable_buffer buffer, duplex::detail::receive_completion completion) override;
     void start_send(asio::const_buffer data, message_type type, bool end_of_message, message_flags flags,
                     duplex::detail::send_completion completion) override;
+
+    // Sends that never wait, for pub/sub and the message-driven API (impl/write.hpp), on the executor:
+    // a message encoded once for many sockets, and a whole message of the caller's, each queued unless
+    // the socket is at its backpressure limit (then dropped, or the socket failed with 1008).
+    send_status send_prepared(const prepared_message& message, const backpressure_options& limit) override;
+    send_status send_now(asio::const_buffer data, message_type type, message_flags flags,
+                         const backpressure_options& limit) override;
+    // Bytes queued and not yet handed to the transport (uWebSockets' getBufferedAmount).
+    std::size_t buffered_amount() const noexcept override { return queued_bytes(); }
+    // The window of the compressed frames of a prepared_message this socket can take; 0 for none.
+    int prepared_window_bits() const noexcept override {
+        return compression_ && role_ == role::server ? compression_->send_window_bits() : 0;
+    }
+    // Calls `listener` once, the next time a write completes with nothing left to send (null: never).
+    void notify_when_drained(duplex::detail::drain_listener* listener) noexcept override { drain_listener_ = listener; }
 
     // The close handshake and the connection's end (impl/close.hpp).
     awaitable<void> close(close_status status, std::string_view description) override;
@@ -399,6 +417,19 @@ private:
     awaitable<void> wait_until_flushed();
     awaitable<void> flush_all();
 
+    // Shared frames in the send queue (pub/sub; websocket/detail/shared_frame_queue.hpp).
+    std::size_t queued_bytes() const noexcept { return out_.size() + (shared_ ? shared_->queued_bytes : 0); }
+    bool nothing_queued() const noexcept { return out_.empty() && (!shared_ || shared_->queued.empty()); }
+    bool takes_messages() const noexcept;
+    send_status meet_backpressure(const backpressure_options& limit);
+    void queue_prepared(const prepared_message& message);
+    void place_shared_frame(const shared_frame_ptr& frame);
+    void release_deferred_messages();
+    shared_frame_queue& shared_frames();
+    std::span<const asio::const_buffer> in_flight_buffers(std::span<const asio::const_buffer> tail);
+    void finish_write() noexcept;
+    void drained() noexcept;
+
     // asio::transfer_all that also counts the writes, for the send timeout to see the peer reading.
     struct counting_transfer_all {
         std::size_t& progress;
@@ -493,6 +524,10 @@ private:
     std::size_t write_progress_ = 0, watched_progress_ = 0, peer_waits_ = 0;
     bool send_watch_armed_ = false;
     std::unique_ptr<asio::steady_timer> send_timer_;
+
+    // Shared frames (pub/sub), once one came; and who wants to know when the queue has drained.
+    std::unique_ptr<shared_frame_queue> shared_;
+    duplex::detail::drain_listener* drain_listener_ = nullptr;
 
     // permessage-deflate's codec, built only when the handshake negotiated it (zlib's state is not
     // movable, and a connection without compression should not carry its ~300 bytes).

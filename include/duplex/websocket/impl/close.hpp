@@ -203,6 +203,7 @@ inline void stream_core<Next>::fail_slow_consumer(websocket_errc errc) {
     if (!close_sent_) {
         close_sent_ = true;
         out_.clear();
+        if (shared_) shared_->discard_queued();
         queue_close_frame(close_code_for(errc), errc == websocket_errc::send_timeout
                                                     ? "the peer did not read within the send timeout"
                                                     : "the peer reads too slowly: send queue full");

@@ -1,7 +1,9 @@
 // send for ws::stream: frames are encoded (masked for clients, compressed when negotiated) into the
 // send queue; the auto-cork flush writes everything queued until the connection next waits in one
 // write; past send_queue_high_water a send waits for the peer (backpressure); large server payloads
-// leave straight from the caller's buffer.
+// leave straight from the caller's buffer. The queue also takes frames encoded once for many
+// connections (send_prepared, for pub/sub) and whole messages that must not wait (send_now, for the
+// message-driven API); the same gather write sends them in order.
 #pragma once
 
 #include <duplex/websocket/detail/stream_core.hpp>
@@ -23,10 +25,10 @@ inline awaitable<void> stream_core<Next>::send(asio::const_buffer data, message_
         // third frame (with the timer's) for asio's two-block frame cache. The reference to the core is
         // taken before a wait only (most sends never wait; until then the caller's handle, held across
         // its co_await, keeps the core alive).
-        if (out_.size() >= options_.send_queue_high_water) {
+        if (queued_bytes() >= options_.send_queue_high_water) {
             const auto keep_alive = this->shared_from_this();
             const peer_wait waiting(*this);
-            while (out_.size() >= options_.send_queue_high_water && !failure_) {
+            while (queued_bytes() >= options_.send_queue_high_water && !failure_) {
                 co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
                 const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
                 if (cancellation.cancelled() != asio::cancellation_type::none) throw_send_canceled_while_queued();
@@ -52,12 +54,15 @@ inline awaitable<void> stream_core<Next>::send(asio::const_buffer data, message_
     std::array<std::byte, max_header_size> header_bytes;
     const auto header_size = encode_header(header, header_bytes.data());
     swap_output_buffers();
-    const std::array<asio::const_buffer, 3> buffers{asio::buffer(in_flight_),
-                                                    asio::buffer(header_bytes.data(), header_size), data};
+    const std::array<asio::const_buffer, 3> queued_and_frame{asio::buffer(in_flight_),
+                                                             asio::buffer(header_bytes.data(), header_size), data};
+    std::span<const asio::const_buffer> buffers = queued_and_frame;
+    if (shared_ && !shared_->in_flight.empty()) buffers = in_flight_buffers(buffers.subspan(1));
+    release_deferred_messages();
     auto [ec, n] = co_await asio::async_write(next_, buffers, counting_transfer_all{write_progress_},
                                               duplex::detail::use_nothrow_awaitable);
     writing_ = false;
-    in_flight_.clear();
+    finish_write();
     if (ec == asio::error::operation_aborted && !failure_ && !deadline_fired_) {
         abort_now(make_error_code(websocket_errc::aborted));
         throw websocket_error(asio::error::operation_aborted,
@@ -66,6 +71,7 @@ inline awaitable<void> stream_core<Next>::send(asio::const_buffer data, message_
     if (ec) on_write_error(ec);
     else start_write();
     notify();
+    drained();
     throw_if_failed();
 }
 
@@ -119,6 +125,7 @@ inline void stream_core<Next>::queue_message(const frame_header& header, asio::c
     commit_message(type, header.fin, compressed);
     if (compressed) append_compressed_frame(header, data, header.fin);
     else append_frame(header, data);
+    release_deferred_messages();
     schedule_flush();
 }
 
@@ -128,7 +135,7 @@ template <class Next>
 inline awaitable<void> stream_core<Next>::wait_for_send_room() {
     const auto keep_alive = this->shared_from_this();
     const peer_wait waiting(*this);
-    while (out_.size() >= options_.send_queue_high_water && !failure_) {
+    while (queued_bytes() >= options_.send_queue_high_water && !failure_) {
         co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
         const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
         if (cancellation.cancelled() != asio::cancellation_type::none) throw_send_canceled_while_queued();
@@ -163,6 +170,10 @@ inline void stream_core<Next>::append_frame(const frame_header& header, asio::co
 template <class Next>
 inline void stream_core<Next>::append_compressed_frame(frame_header header, asio::const_buffer data, bool end_of_message) {
     constexpr auto min_room = duplex::deflate::permessage::min_output_size;
+    if (header.rsv1 && shared_ && shared_->reset_compressor) {  // a message's first frame
+        compression_->reset_send_context();
+        shared_->reset_compressor = false;
+    }
     const auto old_size = out_.size();
     std::span input(static_cast<const std::byte*>(data.data()), data.size());
     auto used = old_size + max_header_size;
@@ -208,7 +219,7 @@ inline void stream_core<Next>::queue_frame(opcode op, const std::byte* payload, 
 // connection next has to wait leaves in one write.
 template <class Next>
 inline void stream_core<Next>::schedule_flush() {
-    if (flush_posted_ || writing_ || out_.empty()) return;
+    if (flush_posted_ || writing_ || nothing_queued()) return;
     flush_posted_ = true;
     duplex::detail::post_recycled(next_.get_executor(), [self = this->shared_from_this()] {
         self->flush_posted_ = false;
@@ -222,27 +233,32 @@ template <class Next>
 inline void stream_core<Next>::swap_output_buffers() {
     std::swap(out_, in_flight_);
     if (out_.capacity() < in_flight_.capacity()) out_.reserve(in_flight_.capacity());
+    if (shared_) shared_->start_write();
 }
 
 template <class Next>
 inline void stream_core<Next>::start_write() {
-    if (writing_ || out_.empty() || write_failed_) return;
+    if (writing_ || nothing_queued() || write_failed_) return;
     writing_ = true;
     swap_output_buffers();
-    asio::async_write(next_, asio::buffer(in_flight_), counting_transfer_all{write_progress_},
-                      asio::bind_allocator(duplex::detail::handler_allocator<void>{},
-                                           [self = this->shared_from_this()](std::error_code ec, std::size_t) {
-                                               self->on_written(ec);
-                                           }));
+    auto on_done = asio::bind_allocator(duplex::detail::handler_allocator<void>{},
+                                        [self = this->shared_from_this()](std::error_code ec, std::size_t) {
+                                            self->on_written(ec);
+                                        });
+    if (!shared_ || shared_->in_flight.empty())
+        asio::async_write(next_, asio::buffer(in_flight_), counting_transfer_all{write_progress_}, std::move(on_done));
+    else
+        asio::async_write(next_, in_flight_buffers({}), counting_transfer_all{write_progress_}, std::move(on_done));
 }
 
 template <class Next>
 inline void stream_core<Next>::on_written(std::error_code ec) {
     writing_ = false;
-    in_flight_.clear();
+    finish_write();
     if (ec) on_write_error(ec);
     else start_write();
     notify();
+    drained();
 }
 
 template <class Next>
@@ -251,19 +267,142 @@ inline void stream_core<Next>::on_write_error(std::error_code ec) {
     if (!failure_) failure_ = make_error_code(map_transport_error(ec));
     if (state_ != websocket_state::closed) state_ = websocket_state::aborted;
     out_.clear();
+    if (shared_) shared_->discard_queued();
     close_now();
 }
 
 template <class Next>
 inline awaitable<void> stream_core<Next>::wait_until_flushed() {
     schedule_flush();
-    while ((writing_ || flush_posted_ || !out_.empty()) && !write_failed_) co_await wait_for_event();
+    while ((writing_ || flush_posted_ || !nothing_queued()) && !write_failed_) co_await wait_for_event();
 }
 
 template <class Next>
 inline awaitable<void> stream_core<Next>::flush_all() {
     co_await wait_until_flushed();
     throw_if_failed();
+}
+
+// ---- sends that never wait: pub/sub and the message-driven API ----
+
+// A message for a socket that has sent (or is failing with) its close, or that is not open, goes nowhere.
+template <class Next>
+inline bool stream_core<Next>::takes_messages() const noexcept {
+    const auto state = state_.load(std::memory_order_relaxed);
+    return !request_ended_.load(std::memory_order_relaxed) && !failure_ && !close_sent_ &&
+           (state == websocket_state::open || state == websocket_state::close_received);
+}
+
+// The socket is at its limit: the message is dropped, and with close_connection the socket fails as
+// a slow reader does (1008, impl/close.hpp).
+template <class Next>
+inline send_status stream_core<Next>::meet_backpressure(const backpressure_options& limit) {
+    if (limit.policy == backpressure_policy::close_connection) fail_slow_consumer(websocket_errc::send_queue_full);
+    return send_status::dropped;
+}
+
+// Queues a message encoded once for many sockets. A server takes a reference to the frame (or, small,
+// a copy): the compressed one prepared for its peer's window when it negotiated compression, else the
+// plain one. A client must mask with a key of its own, so it encodes the payload like any send. Inside
+// one of our own messages being sent in fragments, the message waits for that one's end.
+template <class Next>
+inline send_status stream_core<Next>::send_prepared(const prepared_message& message, const backpressure_options& limit) {
+    if (!takes_messages()) return send_status::closed;
+    if (queued_bytes() >= limit.max_backpressure_bytes) return meet_backpressure(limit);
+    if (send_in_message_) {
+        shared_frames().deferred.push_back(message);
+        return send_status::queued;
+    }
+    queue_prepared(message);
+    schedule_flush();
+    return send_status::queued;
+}
+
+template <class Next>
+inline void stream_core<Next>::queue_prepared(const prepared_message& message) {
+    if (role_ == role::client) {
+        bool compressed = false;
+        const auto payload = message.payload();
+        const auto data = asio::buffer(payload.data(), payload.size());
+        const auto header = message_header(data, message.type(), true, message_flags::none, compressed);
+        queue_message(header, data, message.type(), compressed);
+        return;
+    }
+    if (compression_) {
+        if (const auto* deflated = message.deflated_for(compression_->send_window_bits())) {
+            place_shared_frame(*deflated);
+            if (compression_->send_context_takeover()) shared_frames().reset_compressor = true;
+            return;
+        }
+    }
+    place_shared_frame(message.plain());
+}
+
+// Small frames are copied into the output buffer, larger ones referenced where they go in it
+// (shared_frame_copy_limit says why).
+template <class Next>
+inline void stream_core<Next>::place_shared_frame(const shared_frame_ptr& frame) {
+    const auto size = frame->size();
+    if (size <= shared_frame_copy_limit) {
+        const auto old_size = out_.size();
+        out_.resize(old_size + size);
+        std::memcpy(out_.data() + old_size, frame->data(), size);
+        return;
+    }
+    auto& queue = shared_frames();
+    queue.queued.push_back({out_.size(), frame});
+    queue.queued_bytes += size;
+}
+
+// The messages that waited for the end of one of ours sent in fragments (send_prepared).
+template <class Next>
+inline void stream_core<Next>::release_deferred_messages() {
+    if (!shared_ || shared_->deferred.empty() || send_in_message_) return;
+    auto waiting = std::move(shared_->deferred);
+    shared_->deferred.clear();
+    if (takes_messages())
+        for (const auto& message : waiting) queue_prepared(message);
+    schedule_flush();
+}
+
+// A whole message of the caller's, copied into the queue at once (never written from the caller's
+// buffer, which the caller may reuse when this returns); compressed when negotiated.
+template <class Next>
+inline send_status stream_core<Next>::send_now(asio::const_buffer data, message_type type, message_flags flags,
+                                               const backpressure_options& limit) {
+    if (!takes_messages()) return send_status::closed;
+    if (send_in_message_) throw std::logic_error("send_now inside a message being sent in fragments");
+    if (queued_bytes() >= limit.max_backpressure_bytes) return meet_backpressure(limit);
+    bool compressed = false;
+    const auto header = message_header(data, type, true, flags, compressed);
+    queue_message(header, data, type, compressed);
+    return send_status::queued;
+}
+
+template <class Next>
+inline shared_frame_queue& stream_core<Next>::shared_frames() {
+    if (!shared_) shared_ = std::make_unique<shared_frame_queue>();
+    return *shared_;
+}
+
+// The buffers of the write that starts: the output buffer with the shared frames in flight in place,
+// then `tail` (a large payload's header and bytes).
+template <class Next>
+inline std::span<const asio::const_buffer> stream_core<Next>::in_flight_buffers(std::span<const asio::const_buffer> tail) {
+    return shared_frames().gather_with(asio::buffer(in_flight_), tail);
+}
+
+template <class Next>
+inline void stream_core<Next>::finish_write() noexcept {
+    in_flight_.clear();
+    if (shared_) shared_->in_flight.clear();
+}
+
+// After a write: with nothing left to send, the one waiting for the queue to drain is told (once).
+template <class Next>
+inline void stream_core<Next>::drained() noexcept {
+    if (!drain_listener_ || writing_ || !nothing_queued()) return;
+    std::exchange(drain_listener_, nullptr)->on_drained();
 }
 
 }  // namespace duplex::ws::detail
