@@ -133,6 +133,26 @@ TEST_CASE("receive_message reads a large payload straight into its output and re
     }
 }
 
+TEST_CASE("receive_message hands over what it gathered of an unfinished message with the peer's close") {
+    for (auto r : {role::server, role::client}) {
+        with_pair(r, [r](auto& stream, auto& peer) -> duplex::awaitable<void> {
+            // A fragment, then the close (control frames may come between fragments, RFC 6455 §5.4).
+            auto first = frame(2, "partial", false);
+            auto close = frame(8, "\x03\xe8" "bye");
+            first.masked = close.masked = r == role::server;
+            co_await peer.send(first);
+            co_await peer.send(close);
+            std::string message;
+            auto got = co_await stream.receive_message(message, 1024);
+            CHECK(got.message_type == message_type::close);
+            CHECK(got.close_status == duplex::close_status::normal_closure);
+            CHECK(got.close_status_description == "bye");
+            CHECK(got.count == message.size());
+            CHECK(message == "partial");
+        });
+    }
+}
+
 TEST_CASE("text is unmasked and validated chunk by chunk: sequences across chunk boundaries, an error far in") {
     std::string text;
     while (text.size() < 100'000) text += "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 \xe2\x82\xac ";  // κόσμε €

@@ -139,8 +139,11 @@ inline void stream_core<Next>::abort_now(std::error_code reason) noexcept {
     notify();
 }
 
+// The peer's close frame ends the receive; `gathered` is what receive_message had collected of an
+// unfinished message, handed over with the close (the result's count).
 template <class Next>
-inline awaitable<receive_result> stream_core<Next>::on_close_frame(const std::byte* payload, std::size_t size) {
+inline awaitable<receive_result> stream_core<Next>::on_close_frame(const std::byte* payload, std::size_t size,
+                                                                   std::size_t gathered) {
     if (failure_) co_await fail_transport({});  // the peer answers a failure of ours (a slow reader)
     close_status failure = close_status::protocol_error;
     const auto parsed = parse_close_payload(payload, size, failure);
@@ -151,7 +154,7 @@ inline awaitable<receive_result> stream_core<Next>::on_close_frame(const std::by
                                                                      : "invalid close frame payload");
     }
     close_received_ = true;
-    receive_result result{0, message_type::close, true, parsed->status, std::string(parsed->reason)};
+    receive_result result{gathered, message_type::close, true, parsed->status, std::string(parsed->reason)};
     state_ = close_sent_ ? websocket_state::closed : websocket_state::close_received;
     notify();
     co_return result;

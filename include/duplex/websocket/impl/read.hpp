@@ -180,7 +180,7 @@ inline awaitable<receive_result> stream_core<Next>::next_piece(asio::mutable_buf
         if (step.what == step_action::fail) co_await fail(step.errc, std::move(step.detail));
         if (step.what == step_action::close_frame) {
             if (whole.container) whole.resize(whole.container, filled);
-            co_return co_await on_close_frame(step.payload, step.count);
+            co_return co_await on_close_frame(step.payload, step.count, filled);
         }
 
         if (out_.size() >= options_.send_queue_high_water || idle_reading_) {
