@@ -33,6 +33,7 @@
 #include <iostream>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string_view>
 
 namespace {
@@ -48,6 +49,12 @@ std::string default_wwwroot() {
     }
     return DUPLEX_ECHO_WWWROOT;
 }
+
+constexpr std::string_view usage =
+    "usage: duplex-echo [--urls URL[;URL...]] [--threads N] [--wwwroot DIR] [--compression]\n"
+    "                   [--api awaitable|tokens|handlers] [--buffer-size BYTES] [--receive-buffer-size BYTES]\n"
+    "                   [--cert FILE --key FILE [--handshake-timeout-ms N]]\n"
+    "Serves the sample page at / and an echo WebSocket at /ws (default http://localhost:5000).\n";
 
 }  // namespace
 
@@ -66,7 +73,25 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         const bool has_value = i + 1 < argc;
-        if (arg == "--wwwroot" && has_value) wwwroot = argv[++i];
+        // A flag this program does not know, or one missing its value, is a mistake to say, not to
+        // ignore: `duplex-echo --help` or a typo must not start a server on the default URL.
+        const bool takes_value = arg == "--urls" || arg == "--threads" || arg == "--wwwroot" || arg == "--api" ||
+                                 arg == "--cert" || arg == "--key" || arg == "--handshake-timeout-ms" ||
+                                 arg == "--buffer-size" || arg == "--receive-buffer-size";
+        if (arg == "--help" || arg == "-h") {
+            std::cout << usage;
+            return 0;
+        }
+        if (takes_value && !has_value) {
+            std::cerr << "duplex-echo: " << arg << " needs a value\n" << usage;
+            return 2;
+        }
+        if (!takes_value && arg != "--compression" && !arg.starts_with("--urls=") && !arg.starts_with("--threads=")) {
+            std::cerr << "duplex-echo: unknown argument '" << arg << "'\n" << usage;
+            return 2;
+        }
+        if (arg == "--urls" || arg == "--threads") ++i;  // read by duplex::app(argc, argv)
+        else if (arg == "--wwwroot") wwwroot = argv[++i];
         else if (arg == "--compression") compression = true;
         else if (arg == "--api" && has_value) {
             api = argv[++i];
@@ -91,8 +116,15 @@ int main(int argc, char** argv) {
         }
     }
 
+    std::unique_ptr<duplex::app> made;
     try {
-        duplex::app app(argc, argv);
+        made = std::make_unique<duplex::app>(argc, argv);  // reads --urls and --threads
+    } catch (const std::invalid_argument& e) {  // a --threads that is not a number from 1 to 1024
+        std::cerr << "duplex-echo: " << e.what() << "\n" << usage;
+        return 2;
+    }
+    try {
+        auto& app = *made;
         if (!https.certificate_chain_file.empty() || !https.private_key_file.empty()) {
             if (handshake_timeout_ms > 0) https.handshake_timeout = std::chrono::milliseconds(handshake_timeout_ms);
             app.use_https(https);

@@ -82,11 +82,20 @@ async def echo_sample_options(path):
     for arguments, message in [(["--threads", "0"], "--threads needs a number of threads from 1 to 1024"),
                                (["--threads", "two"], "--threads needs a number of threads from 1 to 1024"),
                                (["--buffer-size", "0"], "--buffer-size needs a number of bytes"),
-                               (["--receive-buffer-size", "12k"], "--receive-buffer-size needs a number of bytes")]:
+                               (["--receive-buffer-size", "12k"], "--receive-buffer-size needs a number of bytes"),
+                               (["--compresion"], "unknown argument '--compresion'"),
+                               (["extra"], "unknown argument 'extra'"),
+                               (["--api"], "--api needs a value"),
+                               (["--cert"], "--cert needs a value")]:
         done = await asyncio.create_subprocess_exec(path, "--urls", "http://127.0.0.1:0", *arguments,
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         output = (await asyncio.wait_for(done.communicate(), 10))[0].decode()
-        assert done.returncode != 0 and message in output and "listening" not in output, (arguments, done.returncode, output)
+        assert done.returncode == 2 and message in output and "listening" not in output, (arguments, done.returncode, output)
+    # --help says how to use it and starts nothing.
+    done = await asyncio.create_subprocess_exec(path, "--urls", "http://127.0.0.1:0", "--help",
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output = (await asyncio.wait_for(done.communicate(), 10))[0].decode()
+    assert done.returncode == 0 and output.startswith("usage: duplex-echo") and "listening" not in output, output
 
 
 async def expect_every_step_then_close(ws, steps):
