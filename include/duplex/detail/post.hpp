@@ -28,13 +28,21 @@ bool running_in(const Executor& executor) noexcept {
     if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
         using io_strand = asio::strand<io_executor>;
         using any_strand = asio::strand<asio::any_io_executor>;
-        // Asio 1.22's target<T>() does not check the type: compare it first.
+        // Asio 1.22's target<T>() does not check the type: compare it first. type_info's == compares the
+        // names as strings when they are not the same object; within one program they are, so those
+        // pointers are compared first, for every candidate, before any string.
         const auto& type = executor.target_type();
-        if (type == typeid(io_executor)) return executor.template target<io_executor>()->running_in_this_thread();
-        if (type == typeid(tracked_io_executor))
-            return executor.template target<tracked_io_executor>()->running_in_this_thread();
-        if (type == typeid(io_strand)) return executor.template target<io_strand>()->running_in_this_thread();
-        if (type == typeid(any_strand)) return executor.template target<any_strand>()->running_in_this_thread();
+        const char* name = type.name();
+        const auto is = [&](const std::type_info& candidate, bool exact) {
+            return exact ? name == candidate.name() : type == candidate;
+        };
+        for (const bool exact : {true, false}) {
+            if (is(typeid(io_executor), exact)) return executor.template target<io_executor>()->running_in_this_thread();
+            if (is(typeid(tracked_io_executor), exact))
+                return executor.template target<tracked_io_executor>()->running_in_this_thread();
+            if (is(typeid(io_strand), exact)) return executor.template target<io_strand>()->running_in_this_thread();
+            if (is(typeid(any_strand), exact)) return executor.template target<any_strand>()->running_in_this_thread();
+        }
         return false;
     } else if constexpr (requires { executor.running_in_this_thread(); }) {
         return executor.running_in_this_thread();
@@ -42,6 +50,29 @@ bool running_in(const Executor& executor) noexcept {
         return false;
     }
 }
+
+// The io_context behind an executor, found once: running_in() is asked on every operation of a socket,
+// and comparing type_info is a string comparison when the types differ; an io_context's executor is
+// asked directly, which reads one thread-local.
+class executor_home {
+public:
+    template <class Executor>
+    explicit executor_home(const Executor& executor) noexcept {
+        if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+            const auto& type = executor.target_type();
+            if (type == typeid(io_executor)) context_ = &executor.template target<io_executor>()->context();
+            else if (type == typeid(tracked_io_executor))
+                context_ = &executor.template target<tracked_io_executor>()->context();
+        } else if constexpr (std::is_same_v<Executor, io_executor> || std::is_same_v<Executor, tracked_io_executor>) {
+            context_ = &executor.context();
+        }
+    }
+    // Null when the executor is not an io_context's own (a strand, another kind).
+    asio::io_context* io_context() const noexcept { return context_; }
+
+private:
+    asio::io_context* context_ = nullptr;
+};
 
 template <class Executor, class Function>
 void post_recycled(const Executor& executor, Function&& function) {

@@ -19,6 +19,7 @@
 #include <duplex/deflate/permessage.hpp>
 #include <duplex/detail/handler_allocator.hpp>
 #include <duplex/detail/mask_key_source.hpp>
+#include <duplex/detail/post.hpp>
 #include <duplex/detail/resize_uninitialized.hpp>
 #include <duplex/detail/transport.hpp>
 #include <duplex/detail/uninitialized_allocator.hpp>
@@ -129,7 +130,8 @@ public:
           rx_limit_(std::max(rx_initial_, options.max_receive_buffer_size)),
           rx_capacity_(rx_initial_),
           wake_(next_.get_executor(), asio::steady_timer::time_point::max()),
-          deadline_(next_.get_executor()) {}
+          deadline_(next_.get_executor()),
+          home_(next_.get_executor()) {}
 
     Next& next_layer() noexcept { return next_; }
 
@@ -204,8 +206,9 @@ public:
     // Whether an operation may start on the calling thread: it runs the socket's executor, or the
     // socket's request has ended (every operation then fails at once, wherever it runs).
     bool can_start_here() const noexcept override {
-        return request_ended_.load(std::memory_order_relaxed) ||
-               duplex::detail::running_in(const_cast<Next&>(next_).get_executor());
+        if (request_ended_.load(std::memory_order_relaxed)) return true;
+        if (auto* io = home_.io_context()) return io->get_executor().running_in_this_thread();
+        return duplex::detail::running_in(const_cast<Next&>(next_).get_executor());
     }
 
     // Pings the peer every `interval`; with a non-zero `timeout`, a peer from which no byte arrives
@@ -352,7 +355,7 @@ private:
     // ---- the close handshake and failing (impl/close.hpp) ----
 
     bool may_close(close_status status, std::string_view description) const;
-    awaitable<receive_result> on_close_frame(const std::byte* payload, std::size_t size);
+    awaitable<receive_result> on_close_frame(const std::byte* payload, std::size_t size, std::size_t gathered = 0);
     void abort_now(std::error_code reason) noexcept;
     void mark_request_ended() noexcept;
     awaitable<void> fail(websocket_errc errc, std::string detail);
@@ -510,6 +513,9 @@ private:
     std::size_t rx_unmasked_ = 0;      // bytes of the current compressed frame at rx_begin_ already unmasked
     token_receive token_receive_;      // the receive of a token form in progress (async_ops.hpp)
     duplex::detail::send_completion send_room_waiter_;  // a token form's send held by backpressure
+    // A token form's send whose message went into the queue: completed by the flush that the message
+    // scheduled (after the write starts), saving a post of its own (impl/async_ops.hpp).
+    duplex::detail::send_completion completes_after_flush_;
 
     // Sending.
     // Resized before being written: not zeroed first (uninitialized_allocator).
@@ -535,6 +541,7 @@ private:
 
     asio::steady_timer wake_;
     asio::steady_timer deadline_;
+    duplex::detail::executor_home home_;  // for can_start_here
 
     // Keep-alive (off unless started) and the request's lifetime.
     std::unique_ptr<asio::steady_timer> keep_alive_timer_;

@@ -155,7 +155,10 @@ inline void stream_core<Next>::start_send(asio::const_buffer data, message_type 
         } else {
             queue_message(header, data, type, compressed);
             if (out_.size() < options_.send_queue_high_water) {
-                completion.post(std::error_code{});
+                // Never inline (Asio's rule for a completion from within its initiation): with the flush
+                // the message scheduled, which is posted already, or else posted on its own.
+                if (flush_posted_ && !completes_after_flush_) completes_after_flush_ = std::move(completion);
+                else completion.post(std::error_code{});
                 return;
             }
             if (!send_room_waiter_) {

@@ -221,10 +221,13 @@ template <class Next>
 inline void stream_core<Next>::schedule_flush() {
     if (flush_posted_ || writing_ || nothing_queued()) return;
     flush_posted_ = true;
-    duplex::detail::post_recycled(next_.get_executor(), [self = this->shared_from_this()] {
+    auto flush = [self = this->shared_from_this()] {
         self->flush_posted_ = false;
         self->start_write();
-    });
+        if (self->completes_after_flush_) std::exchange(self->completes_after_flush_, {}).complete(std::error_code{});
+    };
+    if (auto* io = home_.io_context()) duplex::detail::post_recycled(io->get_executor(), std::move(flush));
+    else duplex::detail::post_recycled(next_.get_executor(), std::move(flush));
 }
 
 // The output buffer and the one being written trade places on every write, so each keeps the
