@@ -1,10 +1,13 @@
 // Chromium against duplex-echo: the seed's sample page driven like a user would, and the browser's own
-// WebSocket (its framing, masking, fragmentation and permessage-deflate) against our server.
+// WebSocket (its framing, masking, fragmentation and permessage-deflate) against our server. And
+// Chromium against duplex-chat: three pages, two in one room and one in another, chatting through the
+// chat page (the message-driven API and topics; shared, once-compressed frames into Chromium's inflater).
 //
-//   node tests/browser/browser_test.js --echo build/examples/duplex-echo [--chromium /usr/bin/chromium]
+//   node tests/browser/browser_test.js --echo build/examples/duplex-echo --chat build/examples/duplex-chat
+//                                      [--chromium /usr/bin/chromium]
 //
-// Starts its own duplex-echo servers on free loopback ports (one plain, one with --compression) and
-// stops them by PID. Every wait is bounded; exit status 1 on any failure.
+// Starts its own servers on free loopback ports (duplex-echo plain, with --compression, and on the
+// message-driven API with --api handlers --compression; duplex-chat with --compression) and stops them by PID. Every wait is bounded; exit status 1 on any failure.
 'use strict';
 
 const { chromium } = require('playwright-core');
@@ -16,18 +19,20 @@ function argument(name, fallback) {
     return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 const echoPath = argument('--echo');
+const chatPath = argument('--chat');
 const chromiumPath = argument('--chromium', '/usr/bin/chromium');
-if (!echoPath) {
-    console.error('usage: browser_test.js --echo PATH/duplex-echo [--chromium PATH]');
+if (!echoPath || !chatPath) {
+    console.error('usage: browser_test.js --echo PATH/duplex-echo --chat PATH/duplex-chat [--chromium PATH]');
     process.exit(2);
 }
 
-// Starts duplex-echo on a free port and resolves with { process, url } once it says where it listens.
-function startEcho(extraArgs) {
+// Starts duplex-echo (or `program`) on a free port and resolves with { process, url } once it says where
+// it listens.
+function startEcho(extraArgs, program = echoPath) {
     return new Promise((resolve, reject) => {
-        const child = spawn(echoPath, ['--urls', 'http://127.0.0.1:0', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(program, ['--urls', 'http://127.0.0.1:0', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
         let output = '';
-        const timer = setTimeout(() => reject(new Error('duplex-echo did not start: ' + output)), 10000);
+        const timer = setTimeout(() => reject(new Error(program + ' did not start: ' + output)), 10000);
         const onData = data => {
             output += data;
             const match = /listening on (http:\/\/\S+)/.exec(output);
@@ -38,7 +43,7 @@ function startEcho(extraArgs) {
         };
         child.stdout.on('data', onData);
         child.stderr.on('data', onData);
-        child.on('exit', code => reject(new Error('duplex-echo exited with ' + code + ': ' + output)));
+        child.on('exit', code => reject(new Error(program + ' exited with ' + code + ': ' + output)));
     });
 }
 
@@ -125,9 +130,70 @@ async function roundTrips(page, wsUrl) {
     }, wsUrl);
 }
 
+// The chat page as three users drive it: Ada and Bob in room "alpha", Cy in "beta". Every message
+// reaches every member of its room, the sender included, shown as text (never parsed as HTML), and
+// nothing crosses rooms; members come and go in the list and the log.
+async function chatRooms(browser, server) {
+    const context = await browser.newContext();
+    try {
+        const join = async (name, room) => {
+            const page = await context.newPage();
+            page.setDefaultTimeout(10000);
+            await page.goto(server.url + '/');
+            await page.fill('#name', name);
+            await page.fill('#room', room);
+            await page.click('#join button');
+            await page.waitForFunction(() => !document.getElementById('text').disabled, null, { timeout: 5000 });
+            return page;
+        };
+        const log = page => page.$$eval('#log div', lines => lines.map(line => line.textContent));
+        const waitForLine = (page, text) => page.waitForFunction(
+            expected => [...document.querySelectorAll('#log div')].some(line => line.textContent === expected), text, { timeout: 5000 });
+        const say = async (page, text) => {
+            await page.fill('#text', text);
+            await page.press('#text', 'Enter');
+        };
+        const ada = await join('Ada', 'alpha');
+        const bob = await join('Bob', 'alpha');
+        const cy = await join('Cy', 'beta');
+        await waitForLine(ada, 'Bob joined.');
+        const fromAda = 'hello <b>Bob</b> & ünïcødé ✓ 😀 "quoted" \\ back';
+        await say(ada, fromAda);
+        await say(bob, 'hi Ada');
+        await say(cy, 'beta only');
+        for (let i = 0; i < 20; ++i) await say(bob, 'burst ' + i);
+        for (const page of [ada, bob]) {
+            await waitForLine(page, 'Ada: ' + fromAda);
+            await waitForLine(page, 'Bob: hi Ada');
+            await waitForLine(page, 'Bob: burst 19');
+        }
+        await waitForLine(cy, 'Cy: beta only');
+        for (const page of [ada, bob]) {
+            const lines = await log(page);
+            assert.ok(!lines.some(line => line.includes('beta only')), 'a message crossed rooms: ' + lines);
+            const burst = lines.filter(line => line.startsWith('Bob: burst '));
+            assert.deepEqual(burst, Array.from({ length: 20 }, (_, i) => 'Bob: burst ' + i), 'each message once, in order');
+            assert.equal(lines.filter(line => line === 'Ada: ' + fromAda).length, 1);
+            assert.equal(await page.$$eval('#log b', elements => elements.length), 0, 'chat text was parsed as HTML');
+            assert.equal(await page.textContent('#members'), 'In the room: Ada, Bob');
+            assert.match(await page.evaluate(() => socket.extensions), /^permessage-deflate/);
+        }
+        const cyLines = await log(cy);
+        assert.ok(!cyLines.some(line => line.startsWith('Ada: ') || line.startsWith('Bob: ')), 'a message crossed rooms: ' + cyLines);
+        assert.equal(await cy.textContent('#members'), 'In the room: Cy');
+        await bob.close();
+        await waitForLine(ada, 'Bob left.');
+        assert.equal(await ada.textContent('#members'), 'In the room: Ada');
+    } finally {
+        await context.close();
+    }
+}
+
 async function main() {
     const plain = await startEcho([]);
     const compressed = await startEcho(['--compression']);
+    const handlers = await startEcho(['--api', 'handlers', '--compression']);
+    const chat = await startEcho(['--compression'], chatPath);
     const browser = await chromium.launch({
         executablePath: chromiumPath,
         args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update',
@@ -162,10 +228,19 @@ async function main() {
             assert.deepEqual(result.close, { code: 4000, reason: 'done ✓', wasClean: true });
         });
         await check('the sample page with compression on', () => samplePage(page, compressed));
+        await check('the message-driven API (duplex-echo --api handlers --compression): the sample page and round trips', async () => {
+            await samplePage(page, handlers);
+            const result = await roundTrips(page, handlers.url.replace('http://', 'ws://') + '/ws');
+            assert.deepEqual(result.failures, []);
+            assert.match(result.extensions, /^permessage-deflate/);
+            assert.deepEqual(result.close, { code: 4000, reason: 'done ✓', wasClean: true });
+        });
+        await check('duplex-chat: two rooms, three Chromium pages, every message to its room only, once, in order',
+                    () => chatRooms(browser, chat));
     } finally {
         await browser.close();
-        for (const server of [plain, compressed]) {
-            await check('duplex-echo ' + server.url + ' shuts down cleanly on SIGTERM', () => stopEcho(server));
+        for (const server of [plain, compressed, handlers, chat]) {
+            await check(server.url + ' shuts down cleanly on SIGTERM', () => stopEcho(server));
         }
     }
     console.log(failed === 0 ? 'browser: all passed' : 'browser: ' + failed + ' failed');

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Chromium against duplex-echo (tests/browser/browser_test.js). Installs what is missing — Debian's
+# Chromium against duplex-echo and duplex-chat (tests/browser/browser_test.js). Installs what is missing — Debian's
 # chromium, nodejs and npm, and playwright-core from the npm registry at the version package-lock.json
 # pins — then runs the test against build/ (scripts/setup.sh builds it).
 #
@@ -21,5 +21,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 [ -d tests/browser/node_modules/playwright-core ] || (cd tests/browser && npm ci --no-audit --no-fund --silent)
-[ -x "$build/examples/duplex-echo" ] || scripts/setup.sh
-timeout 300 node tests/browser/browser_test.js --echo "$build/examples/duplex-echo" --chromium /usr/bin/chromium
+[ -x "$build/examples/duplex-echo" ] && [ -x "$build/examples/duplex-chat" ] || scripts/setup.sh
+timeout 300 node tests/browser/browser_test.js --echo "$build/examples/duplex-echo" --chat "$build/examples/duplex-chat" \
+  --chromium /usr/bin/chromium
