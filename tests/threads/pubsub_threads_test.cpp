@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <thread>
@@ -39,7 +40,10 @@ TEST_CASE("threads: publish from 3 threads and from 6 handlers on 2 worker threa
     options.logging.minimum_level = duplex::log_level::none;
     duplex::app app(options);
     app.use_websockets();
-    std::atomic<int> handler_publish_skipped{0};
+    // Dropped at a steady subscriber's backpressure limit: must stay 0. (publish()'s own `skipped` from a
+    // handler cannot be asked to be 0 here: for subscribers on the publisher's thread it also counts
+    // churning members that are closing, which is right.)
+    std::atomic<std::uint64_t> steady_dropped{0};
     app.use([&](duplex::http_context& ctx, duplex::next) -> duplex::awaitable<void> {
         auto ws = co_await ctx.websockets.accept_websocket();
         const bool churn = ctx.request.path == "/churn";
@@ -56,11 +60,11 @@ TEST_CASE("threads: publish from 3 threads and from 6 handlers on 2 worker threa
                     break;
                 }
                 if (!churn && text == "go")
-                    for (int i = 0; i < own_messages; ++i)
-                        handler_publish_skipped += static_cast<int>(app.topics().publish("t", numbered(10 + id, i)).skipped);
+                    for (int i = 0; i < own_messages; ++i) app.topics().publish("t", numbered(10 + id, i));
             }
         } catch (const duplex::websocket_error&) {
         }
+        if (!churn) steady_dropped += member.dropped();
     });
     test::app_runner runner(app);
     runner.start();
@@ -127,8 +131,9 @@ TEST_CASE("threads: publish from 3 threads and from 6 handlers on 2 worker threa
     if (failure) std::rethrow_exception(failure);
     runner.stop();
 
+    // From other threads a subscriber counts as skipped only at its backpressure limit.
     CHECK(foreign_skipped == 0);
-    CHECK(handler_publish_skipped == 0);
+    CHECK(steady_dropped == 0);
     for (int s = 0; s < subscribers; ++s) {
         CHECK(received[s].size() == foreign_publishers + subscribers);
         for (const auto& [publisher, sequences] : received[s]) {
