@@ -5,5 +5,6 @@
 #include <duplex/pubsub/backplane.hpp>
 #include <duplex/pubsub/in_process_backplane.hpp>
 #include <duplex/pubsub/publish_result.hpp>
+#include <duplex/pubsub/redis_backplane.hpp>
 #include <duplex/pubsub/subscriber.hpp>
 #include <duplex/pubsub/topic_registry.hpp>
