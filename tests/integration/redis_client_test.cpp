@@ -264,3 +264,41 @@ TEST_CASE("redis: the health check declares a silent server dead after twice the
     CHECK(s->connections() >= 2);
     s->stop();
 }
+
+TEST_CASE("redis: rediss:// over duplex::tls — verified against the CA, refused without it") {
+    char folder[] = "/tmp/duplex-rediss-XXXXXX";
+    REQUIRE(::mkdtemp(folder));
+    const std::string dir = folder;
+    const std::string make_certs = std::string(DUPLEX_SOURCE_DIR) + "/examples/tls_echo/make-certs.sh " + dir + " >/dev/null 2>&1";
+    REQUIRE(std::system(make_certs.c_str()) == 0);
+    const auto port = test::free_port();
+    test::redis_server server(test::redis_server::tls_only(dir, port), port);
+    const auto url = "rediss://127.0.0.1:" + std::to_string(port);
+    loop l;
+    inbox in;
+    auto trusting = quiet();
+    trusting.tls.ca_file = dir + "/ca.pem";
+    auto s = redis::subscriber::create(l.io.get_executor(), redis::parse_url(url), trusting, in.handler("secure"));
+    auto p = redis::publisher::create(l.io.get_executor(), redis::parse_url(url), trusting);
+    s->subscribe("secure");
+    first_attempt fs, fp;
+    s->start(fs.handler());
+    p->start(fp.handler());
+    CHECK_FALSE(fs.get().first);
+    CHECK_FALSE(fp.get().first);
+    REQUIRE(eventually([&] { return s->confirmed_count() == 1; }));
+    for (int i = 0; i < 200; ++i) p->publish("secure", std::to_string(i));
+    REQUIRE(eventually([&] { return in.size() == 200; }));
+    CHECK(in.copy().back() == "199");
+    p->stop();
+    s->stop();
+
+    first_attempt untrusted;
+    auto stranger = redis::publisher::create(l.io.get_executor(), redis::parse_url(url), quiet());
+    stranger->start(untrusted.handler());
+    const auto [ec, detail] = untrusted.get();
+    CHECK(ec == duplex::tls::errc::certificate_untrusted);
+    CHECK_MESSAGE(detail.find("TLS handshake with 127.0.0.1:" + std::to_string(port) + " failed") != std::string::npos, detail);
+    stranger->stop();
+    std::system(("rm -rf " + dir).c_str());
+}

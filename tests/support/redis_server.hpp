@@ -31,6 +31,13 @@ public:
         : port_(port ? port : free_port()), extra_(std::move(extra)) {
         start();
     }
+
+    // TLS only (rediss://), with the certificate and key that examples/tls_echo/make-certs.sh wrote to
+    // `dir` (server.pem, server.key, for 127.0.0.1); clients need no certificate.
+    static std::vector<std::string> tls_only(const std::string& dir, unsigned short port) {
+        return {"--port", "0", "--tls-port", std::to_string(port), "--tls-cert-file", dir + "/server.pem",
+                "--tls-key-file", dir + "/server.key", "--tls-ca-cert-file", dir + "/ca.pem", "--tls-auth-clients", "no"};
+    }
     ~redis_server() { kill_now(); }
 
     unsigned short port() const noexcept { return port_; }
