@@ -2,10 +2,13 @@
 // open() connects, handshakes and logs in (AUTH, SELECT), then write() sends command bytes and
 // read_reply() returns the next reply, parsed in place from the connection's read buffer.
 //
-// Not thread-safe: one coroutine reads and one writes at a time, on the connection's executor.
+// For a steady flow (detail/link.hpp) the same as completion-handler operations, with no coroutine
+// frame per reply: next_buffered_reply() parses what has arrived, async_read_more() reads more into the
+// buffer, async_write() writes. Not thread-safe: one read and one write at a time, on the executor.
 #pragma once
 
 #include <duplex/config.hpp>
+#include <duplex/detail/handler_allocator.hpp>
 #include <duplex/redis/error.hpp>
 #include <duplex/redis/options.hpp>
 #include <duplex/redis/resp.hpp>
@@ -56,31 +59,53 @@ public:
 
     // The next reply; its views stay valid until the next call.
     awaitable<std::error_code> read_reply(resp::reply& r) {
-        begin_ += consumed_;
-        consumed_ = 0;
         for (;;) {
-            const auto [status, used] = resp::parse(std::string_view(buffer_.data() + begin_, end_ - begin_), r, limits_);
-            if (status == resp::status::complete) {
-                consumed_ = used;
-                co_return std::error_code();
-            }
-            if (status == resp::status::invalid) {
-                detail_ = "invalid RESP2 from the server";
-                co_return errc::protocol_error;
-            }
+            const auto status = next_buffered_reply(r);
+            if (status == resp::status::complete) co_return std::error_code();
+            if (status == resp::status::invalid) co_return errc::protocol_error;
             make_room();
             auto [ec, n] = co_await read_some(asio::buffer(buffer_.data() + end_, buffer_.size() - end_));
-            if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) ec = errc::connection_closed;
-            if (ec) co_return ec;
+            if ((ec = transport_error(ec))) co_return ec;
             end_ += n;
         }
     }
 
-    // Whether a whole reply is already buffered (read_reply would complete without reading).
-    bool reply_buffered() {
-        resp::reply ignored;
-        return resp::parse(std::string_view(buffer_.data() + begin_ + consumed_, end_ - begin_ - consumed_), ignored, limits_)
-                   .status == resp::status::complete;
+    // The next reply among the bytes read so far: complete (its views valid until the next call),
+    // need_more, or invalid (error_detail() says so).
+    resp::status next_buffered_reply(resp::reply& r) {
+        begin_ += consumed_;
+        consumed_ = 0;
+        const auto [status, used] = resp::parse(std::string_view(buffer_.data() + begin_, end_ - begin_), r, limits_);
+        if (status == resp::status::complete) consumed_ = used;
+        else if (status == resp::status::invalid) detail_ = "invalid RESP2 from the server";
+        return status;
+    }
+
+    // Reads more bytes into the buffer; `handler(std::error_code)` (errc::connection_closed for an
+    // orderly end). The views of the last reply are invalid from here on.
+    template <class Handler>
+    void async_read_more(Handler&& handler) {
+        begin_ += consumed_;
+        consumed_ = 0;
+        make_room();
+        const auto into = asio::buffer(buffer_.data() + end_, buffer_.size() - end_);
+        auto done = [this, h = std::forward<Handler>(handler)](std::error_code ec, std::size_t n) mutable {
+            end_ += n;
+            h(transport_error(ec));
+        };
+        // Memory from the per-thread handler cache: nothing from the heap per read in steady state.
+        auto bound = asio::bind_allocator(duplex::detail::handler_allocator<void>{}, std::move(done));
+        if (tls_) tls_->async_read_some(into, std::move(bound));
+        else socket_.async_read_some(into, std::move(bound));
+    }
+
+    // Writes all of `bytes` (which must stay valid until the handler runs); `handler(std::error_code)`.
+    template <class Handler>
+    void async_write(std::string_view bytes, Handler&& handler) {
+        auto done = asio::bind_allocator(duplex::detail::handler_allocator<void>{},
+                                         [h = std::forward<Handler>(handler)](std::error_code ec, std::size_t) mutable { h(ec); });
+        if (tls_) asio::async_write(*tls_, asio::buffer(bytes), std::move(done));
+        else asio::async_write(socket_, asio::buffer(bytes), std::move(done));
     }
 
     void close() noexcept {
@@ -167,6 +192,11 @@ private:
         asio::steady_timer timer(socket_.get_executor(), after);
         co_await timer.async_wait(duplex::detail::use_nothrow_awaitable);
         co_return errc::connect_timeout;
+    }
+
+    static std::error_code transport_error(std::error_code ec) noexcept {
+        if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) return errc::connection_closed;
+        return ec;
     }
 
     awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer b) {

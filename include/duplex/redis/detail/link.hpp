@@ -7,20 +7,22 @@
 // is closed; what was queued for it is dropped (reported to the subclass as lost units), and the next
 // connection starts with what the subclass queues in connected_locked() (the subscriber's SUBSCRIBE).
 //
-// Threads: commands are appended to pending_ under mutex_ by any thread; the writer, reader and
-// watchdog coroutines run on the executor, and so do the subclass hooks except connected_locked().
+// Threads: commands are appended to pending_ under mutex_ by any thread, which posts one wake to the
+// executor when the writer may be idle. Everything else runs on the executor: the supervising coroutine
+// (connect, back off, reconnect) and its watchdog, the reader and writer loops (completion handlers with
+// memory from the per-thread handler cache: no allocation per message), and the subclass hooks except
+// connected_locked().
 #pragma once
 
 #include <duplex/app/logging.hpp>
 #include <duplex/config.hpp>
+#include <duplex/detail/handler_allocator.hpp>
 #include <duplex/detail/post.hpp>
 #include <duplex/redis/connection.hpp>
 #include <duplex/redis/error.hpp>
 #include <duplex/redis/options.hpp>
 #include <duplex/redis/resp.hpp>
 #include <duplex/redis/url.hpp>
-
-#include <asio/experimental/awaitable_operators.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -33,6 +35,35 @@
 #include <utility>
 
 namespace duplex::redis::detail {
+
+// Memory for one operation at a time (a posted wake): the block when it is free and large enough, the
+// heap otherwise.
+struct one_block {
+    alignas(std::max_align_t) unsigned char bytes[256];
+    std::atomic<bool> in_use{false};
+};
+
+template <class T>
+struct one_block_allocator {
+    using value_type = T;
+    explicit one_block_allocator(one_block* b) noexcept : block(b) {}
+    template <class U>
+    one_block_allocator(const one_block_allocator<U>& other) noexcept : block(other.block) {}
+
+    T* allocate(std::size_t n) {
+        if (n * sizeof(T) <= sizeof(block->bytes) && !block->in_use.exchange(true, std::memory_order_acquire))
+            return reinterpret_cast<T*>(block->bytes);
+        return static_cast<T*>(::operator new(n * sizeof(T)));
+    }
+    void deallocate(T* p, std::size_t) noexcept {
+        if (reinterpret_cast<unsigned char*>(p) == block->bytes) block->in_use.store(false, std::memory_order_release);
+        else ::operator delete(p);
+    }
+    template <class U>
+    bool operator==(const one_block_allocator<U>& other) const noexcept { return block == other.block; }
+
+    one_block* block;
+};
 
 class link : public std::enable_shared_from_this<link> {
 public:
@@ -56,7 +87,6 @@ public:
         asio::post(executor_, [self = shared_from_this()] {
             self->stopping_ = true;
             if (self->current_) self->current_->close();
-            self->wake_.cancel();
             self->retry_timer_.cancel();
             self->tick_timer_.cancel();
         });
@@ -71,7 +101,7 @@ public:
 protected:
     link(asio::any_io_executor executor, endpoint at, options o, std::string role)
         : executor_(std::move(executor)), at_(std::move(at)), options_(std::move(o)), role_(std::move(role)),
-          wake_(executor_), retry_timer_(executor_), tick_timer_(executor_) {}
+          retry_timer_(executor_), tick_timer_(executor_) {}
 
     // Under mutex_, after appending commands to pending_: they expect `replies` replies and carry
     // `units` of what the subclass counts (messages), reported lost if the connection fails first.
@@ -80,7 +110,10 @@ protected:
         pending_units_ += units;
         if (!wake_posted_) {
             wake_posted_ = true;
-            duplex::detail::post_recycled(executor_, [self = shared_from_this()] { self->wake_.cancel(); });
+            // At most one wake is on its way at a time, so it takes its memory from a block of this
+            // link's (a publishing thread's own cache would never get it back).
+            duplex::detail::post_bound(executor_, asio::bind_allocator(one_block_allocator<void>(&wake_memory_),
+                                                                       [self = shared_from_this()] { self->wake(); }));
         }
     }
 
@@ -151,6 +184,7 @@ private:
                 std::lock_guard lock(mutex_);
                 accepting_ = true;
                 wake_posted_ = false;
+                writer_idle_ = true;
                 pending_.clear();
                 pending_replies_ = pending_units_ = 0;
                 note = connected_locked();
@@ -162,8 +196,8 @@ private:
             failures = 0;
             report_first({}, {});
 
-            ec = co_await serve(c);
-            c.close();
+            auto ended = co_await serve(c);
+            ec = ended;
             current_ = nullptr;
             connected_.store(false);
             std::size_t lost = writing_units_;
@@ -182,60 +216,26 @@ private:
         current_ = nullptr;
     }
 
+    // While the connection is up: the reader and the writer run as completion-handler loops (no
+    // coroutine frame per reply or per write, their memory from the handler cache), and this coroutine
+    // is the watchdog. Whichever fails first records why and closes the connection; this returns once
+    // neither loop has an operation left on it.
     awaitable<std::error_code> serve(connection& c) {
-        using namespace asio::experimental::awaitable_operators;
-        auto r = reader(c);
-        auto w = writer(c);
-        auto d = watchdog();
-        auto outcome = co_await (std::move(r) || std::move(w) || std::move(d));
-        co_return std::visit([](std::error_code ec) { return ec; }, outcome);
-    }
-
-    awaitable<std::error_code> reader(connection& c) {
-        resp::reply r;
-        for (;;) {
-            if (const auto ec = co_await c.read_reply(r)) co_return ec;
-            last_read_ = clock::now();
-            if (handle_reply(r) && in_flight_ != 0) --in_flight_;
-        }
-    }
-
-    awaitable<std::error_code> writer(connection& c) {
-        for (;;) {
-            {
-                std::lock_guard lock(mutex_);
-                if (pending_.empty()) {
-                    wake_posted_ = false;
-                } else {
-                    std::swap(pending_, writing_);
-                    in_flight_ += pending_replies_;
-                    writing_units_ = pending_units_;
-                    pending_replies_ = pending_units_ = 0;
-                }
-            }
-            if (writing_.empty()) {
-                if (stopping_) co_return errc::connection_closed;
-                wake_.expires_at(clock::time_point::max());
-                co_await wake_.async_wait(duplex::detail::use_nothrow_awaitable);
-                if (stopping_ || cancelled(co_await asio::this_coro::cancellation_state)) co_return errc::connection_closed;
-                continue;
-            }
-            const auto ec = co_await c.write(writing_);
-            writing_.clear();
-            writing_units_ = 0;
-            last_write_ = clock::now();
-            if (ec) co_return ec;
-        }
-    }
-
-    awaitable<std::error_code> watchdog() {
+        failure_ = {};
+        serving_ = true;
+        read_next(c);
+        write_next(c);
         const auto interval = options_.health_check_interval;
         for (;;) {
             tick_timer_.expires_after(interval / 2);
             co_await tick_timer_.async_wait(duplex::detail::use_nothrow_awaitable);
-            if (stopping_ || cancelled(co_await asio::this_coro::cancellation_state)) co_return errc::connection_closed;
+            if (stopping_ && !failure_) failure_ = errc::connection_closed;
+            if (failure_) break;
             const auto now = clock::now();
-            if (in_flight_ != 0 && now - last_read_ >= 2 * interval) co_return errc::health_check_failed;
+            if (in_flight_ != 0 && now - last_read_ >= 2 * interval) {
+                failure_ = errc::health_check_failed;
+                break;
+            }
             tick();
             if (now - last_write_ >= interval && in_flight_ == 0) {
                 std::lock_guard lock(mutex_);
@@ -247,9 +247,74 @@ private:
                 }
             }
         }
+        serving_ = false;
+        c.close();
+        while (operations_ != 0) {  // the loops' last handlers run with operation_aborted
+            tick_timer_.expires_after(std::chrono::milliseconds(1));
+            co_await tick_timer_.async_wait(duplex::detail::use_nothrow_awaitable);
+        }
+        co_return failure_;
     }
 
-    static bool cancelled(const asio::cancellation_state& s) noexcept { return s.cancelled() != asio::cancellation_type::none; }
+    void fail(std::error_code ec) {
+        if (!failure_) failure_ = ec;
+        tick_timer_.cancel();
+    }
+
+    void read_next(connection& c) {
+        resp::reply r;
+        for (;;) {
+            const auto status = c.next_buffered_reply(r);
+            if (status == resp::status::need_more) break;
+            if (status == resp::status::invalid) return fail(errc::protocol_error);
+            last_read_ = clock::now();
+            if (handle_reply(r) && in_flight_ != 0) --in_flight_;
+        }
+        ++operations_;
+        c.async_read_more([this, self = shared_from_this(), &c](std::error_code ec) {
+            --operations_;
+            if (ec) return fail(ec);
+            if (serving_) read_next(c);
+        });
+    }
+
+    // Takes everything queued and writes it with one write; idle when nothing is queued.
+    void write_next(connection& c) {
+        {
+            std::lock_guard lock(mutex_);
+            if (pending_.empty()) {
+                wake_posted_ = false;
+                writer_idle_ = true;
+                return;
+            }
+            writer_idle_ = false;
+            std::swap(pending_, writing_);
+            in_flight_ += pending_replies_;
+            writing_units_ = pending_units_;
+            pending_replies_ = pending_units_ = 0;
+        }
+        ++operations_;
+        c.async_write(writing_, [this, self = shared_from_this(), &c](std::error_code ec) {
+            --operations_;
+            if (ec) return fail(ec);  // writing_units_ are counted as lost
+            writing_.clear();
+            writing_units_ = 0;
+            last_write_ = clock::now();
+            if (serving_) write_next(c);
+        });
+    }
+
+    // A wake posted by queued_locked: starts the writer if it is idle.
+    void wake() {
+        if (!serving_ || !current_) return;
+        bool idle;
+        {
+            std::lock_guard lock(mutex_);
+            idle = writer_idle_;
+        }
+        if (idle) write_next(*current_);
+    }
+
 
     void report_first(std::error_code ec, const std::string& detail) {
         if (!first_) return;
@@ -258,15 +323,20 @@ private:
         first(ec, detail);
     }
 
-    asio::steady_timer wake_, retry_timer_, tick_timer_;
+    asio::steady_timer retry_timer_, tick_timer_;
+    one_block wake_memory_;
     first_attempt_handler first_;
     connection* current_ = nullptr;
     bool stopping_ = false;
+    bool serving_ = false;           // the reader and writer may start operations on current_
+    std::size_t operations_ = 0;     // reads and writes in progress on current_
+    std::error_code failure_;        // why the connection is being given up
     std::atomic<bool> connected_{false};
     std::atomic<std::uint64_t> connections_{0};
     // Guarded by mutex_.
     bool accepting_ = false;
     bool wake_posted_ = false;
+    bool writer_idle_ = true;
     std::size_t pending_replies_ = 0, pending_units_ = 0;
     // The executor's.
     std::string writing_;
