@@ -302,3 +302,51 @@ TEST_CASE("redis: rediss:// over duplex::tls — verified against the CA, refuse
     stranger->stop();
     std::system(("rm -rf " + dir).c_str());
 }
+
+TEST_CASE("redis: max_queued_bytes — a publisher whose server stopped reading drops and counts, never waits") {
+    test::redis_server server;
+    loop l;
+    inbox in;
+    std::vector<std::string> log;
+    std::mutex log_mutex;
+    auto o = quiet(&log, &log_mutex);
+    o.max_queued_bytes = 64 * 1024;
+    o.health_check_interval = 4s;  // the stop below (well under 8 s) is not to end the connection
+    auto s = redis::subscriber::create(l.io.get_executor(), redis::parse_url(server.url()), quiet(), in.handler("q"));
+    auto p = redis::publisher::create(l.io.get_executor(), redis::parse_url(server.url()), o);
+    s->subscribe("q");
+    first_attempt fs, fp;
+    s->start(fs.handler());
+    p->start(fp.handler());
+    REQUIRE_FALSE(fs.get().first);
+    REQUIRE_FALSE(fp.get().first);
+    REQUIRE(eventually([&] { return s->confirmed_count() == 1; }));
+
+    server.pause();
+    const std::string message(1024, 'm');
+    const auto started = std::chrono::steady_clock::now();
+    std::size_t refused = 0;
+    // Until the socket buffers are full and the queue reaches its limit (bounded: 256 MiB).
+    for (int i = 0; i < 256 * 1024 && refused < 1000; ++i)
+        if (!p->publish("q", message)) ++refused;
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(refused == 1000);
+    CHECK(p->lost() == 1000);
+    CHECK(took < 10s);  // never waited for the stopped server
+    CHECK(p->connected());
+    server.resume();
+    CHECK(eventually([&] {
+        std::lock_guard lock(log_mutex);
+        for (const auto& line : log)
+            if (line.find("messages lost (the publish queue was full)") != std::string::npos) return true;
+        return false;
+    }, 10s));
+    // What was queued goes out once the server reads again, and so does what follows.
+    const auto queued = p->published();
+    REQUIRE(eventually([&] { return in.size() == queued; }, 20s));
+    CHECK(p->publish("q", "after"));
+    REQUIRE(eventually([&] { return in.size() == queued + 1; }));
+    CHECK(in.copy().back() == "after");
+    p->stop();
+    s->stop();
+}

@@ -48,10 +48,15 @@ public:
     // SIGKILL, as a crash: no goodbye to the clients.
     void kill_now() {
         if (pid_ <= 0) return;
+        ::kill(pid_, SIGCONT);
         ::kill(pid_, SIGKILL);
         ::waitpid(pid_, nullptr, 0);
         pid_ = -1;
     }
+
+    // SIGSTOP / SIGCONT: a server that stops reading, as one overloaded or swapped out.
+    void pause() { ::kill(pid_, SIGSTOP); }
+    void resume() { ::kill(pid_, SIGCONT); }
 
     // On the same port, with the same configuration.
     void start() {
