@@ -97,8 +97,10 @@ $upstreams    }
             proxy_set_header Connection \$connection_upgrade;
             proxy_set_header Host \$host;
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_read_timeout 75s;
-            proxy_send_timeout 75s;
+            # Longer than duplex's keep-alive interval (2 min by default): nginx closes a tunnel that
+            # stays silent this long, and the keep-alive ping is what breaks the silence.
+            proxy_read_timeout 150s;
+            proxy_send_timeout 150s;
         }
     }
 }

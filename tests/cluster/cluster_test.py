@@ -240,8 +240,8 @@ http {{
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_connect_timeout 2s;
-            proxy_read_timeout 75s;
-            proxy_send_timeout 75s;
+            proxy_read_timeout 150s;
+            proxy_send_timeout 150s;
         }}
     }}
 }}
