@@ -18,8 +18,8 @@ sample_packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev zlib1g-
 # To build and run every test: doctest; Debian's Python with python3-websockets (the real peer of the
 # interop tests) and the openssl command (throwaway certificates); an HTTP CONNECT proxy (tinyproxy) and a
 # SOCKS5 proxy (microsocks) for the client's proxy tests; CMake for the installed package's consumer test;
-# Redis and nginx for the scale-out tests (real servers, started by the tests themselves).
-test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake redis-server nginx)
+# Redis, nginx and HAProxy for the scale-out tests (real servers, started by the tests themselves).
+test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake redis-server nginx haproxy)
 
 packages=("${sample_packages[@]}")
 [ "$scope" = sample ] || packages+=("${test_packages[@]}")

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Scale-out end to end: three duplex-chat nodes joined by a real Redis, behind a real nginx, with 300
-python3-websockets clients connected through nginx. Everything is started here on free ports of 127.0.0.1
-and ended by its PID; Debian's redis-server and nginx must be installed (missing, the test fails).
+python3-websockets clients connected through nginx (and HAProxy at the end). Everything is started here on
+free ports of 127.0.0.1 and ended by its PID; Debian's redis-server, nginx and haproxy must be installed
+(missing, the test fails).
 
     /usr/bin/python3 tests/cluster/cluster_test.py --chat build/examples/duplex-chat
 
@@ -14,7 +15,8 @@ message of its room exactly once, each sender's in order, nothing from elsewhere
   4. CLIENT KILL TYPE pubsub: resubscribed; a round;
   5. a pubsub client-output-buffer-limit of 256 KiB and a node stopped (SIGSTOP) under a flood: Redis drops
      that node's subscription; once it runs again it resubscribes; a round;
-  6. a node killed with SIGKILL: its clients reconnect through nginx to the others; a round.
+  6. a node killed with SIGKILL: its clients reconnect through nginx to the others; a round;
+  7. the README's HAProxy configuration in front of the same nodes: 40 more clients, a round.
 The last line is "N passed, M failed"; exit status 1 when anything failed.
 """
 
@@ -268,6 +270,38 @@ class Nginx(Process):
             self.process.wait()
 
 
+HAPROXY_CONF = """
+defaults
+    mode http
+    timeout connect 5s
+    timeout client  30s
+    timeout server  30s
+    timeout tunnel  1h
+    timeout client-fin 30s
+frontend chat
+    bind 127.0.0.1:{port}
+    default_backend duplex
+backend duplex
+    balance leastconn
+    option httpchk GET /
+{servers}
+"""
+
+
+class HAProxy(Process):
+    """The README's HAProxy configuration, on free ports."""
+
+    def __init__(self, workdir, nodes):
+        self.port = free_port()
+        servers = "\n".join(f"    server node{i} 127.0.0.1:{n.port} check inter 500ms" for i, n in enumerate(nodes))
+        conf = os.path.join(workdir, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(HAPROXY_CONF.format(port=self.port, servers=servers))
+        super().__init__(["/usr/sbin/haproxy", "-f", conf])
+        if not wait_for_port(self.port):
+            raise RuntimeError("haproxy did not start: " + " | ".join(self.output[-10:]))
+
+
 # ---- the clients ------------------------------------------------------------------------------------
 
 class Client:
@@ -418,6 +452,7 @@ def start_up_errors(chat, redis):
 async def scenarios(chat, workdir):
     redis = Redis(workdir)
     nodes, nginx, clients = [], None, []
+    clients_behind_haproxy = []
     try:
         start_up_errors(chat, redis)
         nodes = [Node(chat, redis.url()) for _ in range(3)]
@@ -537,6 +572,19 @@ async def scenarios(chat, workdir):
               sum(n.connections() for n in survivors) == len(clients))
         await wait_until(lambda: all(redis.subscribers(f"duplex:room:{r}") == 2 for r in rooms), 5)
         await round_of(clients, "r5")
+
+        # ---- The README's HAProxy configuration in front of the same nodes (one of them dead).
+        haproxy = HAProxy(workdir, nodes)
+        try:
+            await asyncio.sleep(1.2)  # its health checks (every 500 ms) find the dead node
+            behind = [Client(f"ws://127.0.0.1:{haproxy.port}", "haproxy", f"h{i}") for i in range(40)]
+            clients_behind_haproxy = behind
+            joined = await wait_until(lambda: all(c.connected.is_set() for c in behind), 10)
+            check("40 clients connected through HAProxy (tunnel mode after the 101, leastconn)", joined is not None)
+            await round_of(behind, "h1")
+        finally:
+            await asyncio.gather(*(c.close() for c in clients_behind_haproxy), return_exceptions=True)
+            haproxy.stop()
     finally:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
         if nginx:
@@ -556,6 +604,7 @@ def main():
     args = parser.parse_args()
     require("/usr/bin/redis-server")
     require("/usr/sbin/nginx")
+    require("/usr/sbin/haproxy")
     workdir = tempfile.mkdtemp(prefix="duplex-cluster-")
     try:
         asyncio.run(asyncio.wait_for(scenarios(os.path.abspath(args.chat), workdir), 240))
