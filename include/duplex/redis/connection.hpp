@@ -205,17 +205,22 @@ private:
     }
 
     // Moves what is unparsed to the front and grows the buffer when less than a quarter of it is free.
+    // Empty and grown past kept_buffer_bytes by a large reply, it goes back to its first size.
     void make_room() {
         if (begin_ == end_) {
             begin_ = end_ = 0;
+            if (buffer_.size() > kept_buffer_bytes) std::string(first_buffer_bytes, '\0').swap(buffer_);
         } else if (begin_ != 0) {
             std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
             end_ -= begin_;
             begin_ = 0;
         }
         if (buffer_.size() - end_ < buffer_.size() / 4 || buffer_.size() - end_ < 1024)
-            buffer_.resize(std::max<std::size_t>(16 * 1024, buffer_.size() * 2));
+            buffer_.resize(std::max(first_buffer_bytes, buffer_.size() * 2));
     }
+
+    static constexpr std::size_t first_buffer_bytes = 16 * 1024;
+    static constexpr std::size_t kept_buffer_bytes = 1024 * 1024;
 
     asio::ip::tcp::socket socket_;
     std::optional<tls::stream<asio::ip::tcp::socket>> tls_;
