@@ -17,8 +17,9 @@ esac
 sample_packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev zlib1g-dev)
 # To build and run every test: doctest; Debian's Python with python3-websockets (the real peer of the
 # interop tests) and the openssl command (throwaway certificates); an HTTP CONNECT proxy (tinyproxy) and a
-# SOCKS5 proxy (microsocks) for the client's proxy tests; CMake for the installed package's consumer test.
-test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake)
+# SOCKS5 proxy (microsocks) for the client's proxy tests; CMake for the installed package's consumer test;
+# Redis, nginx and HAProxy for the scale-out tests (real servers, started by the tests themselves).
+test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake redis-server nginx haproxy)
 
 packages=("${sample_packages[@]}")
 [ "$scope" = sample ] || packages+=("${test_packages[@]}")

@@ -1,7 +1,7 @@
 // duplex-chat — chat rooms on the message-driven API (app.map_websocket) and topics: a page at / to pick
 // a name and a room, and at /chat?room=ROOM&name=NAME a WebSocket per member.
 //
-//   duplex-chat [--urls URL[;URL…]] [--threads N] [--compression]
+//   duplex-chat [--urls URL[;URL…]] [--threads N] [--compression] [--backplane redis://[user:password@]host:port[/db]]
 //
 // Every text message a member sends goes to every member of the same room, the sender included, as
 //   {"type":"message","name":"Ada","text":"the text, verbatim"}
@@ -10,9 +10,16 @@
 // "/who" gets its sender alone {"type":"members","members":[…]}. Each room is a topic: a message is
 // encoded (and with --compression, deflated) once for the whole room.
 //
+// --backplane makes this process one node of a cluster (several nodes behind a load balancer, see
+// cluster.sh and the README's scale-out section): rooms span nodes through Redis pub/sub. It starts only
+// if Redis accepts it (a wrong password or an unreachable server is an error at once), then rides out
+// Redis outages by reconnecting. The member lists (welcome, /who) are this node's members; messages,
+// joins and leaves reach the whole room.
+//
 // --compression accepts permessage-deflate. Off by default, as in duplex-echo: compressing secrets next
 // to attacker-chosen text leaks them (CRIME/BREACH); a public chat room has none.
 #include <duplex/duplex.hpp>
+#include <duplex/pubsub/redis_backplane.hpp>
 
 #include <cstdio>
 #include <map>
@@ -197,10 +204,15 @@ $('say').onsubmit = event => {
 
 int main(int argc, char** argv) {
     bool compression = false;
-    for (int i = 1; i < argc; ++i)
-        if (std::string_view(argv[i]) == "--compression") compression = true;
+    std::string backplane;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--compression") compression = true;
+        else if (arg == "--backplane" && i + 1 < argc) backplane = argv[++i];
+    }
     try {
         duplex::app app(argc, argv);
+        if (!backplane.empty()) app.topics().attach_backplane(duplex::pubsub::redis_backplane::connect(backplane));
         roster who;
         app.use_websockets();
         app.map_websocket("/chat", chat_handlers(who, compression));

@@ -74,21 +74,27 @@ private:
     asio::io_context* context_ = nullptr;
 };
 
-template <class Executor, class Function>
-void post_recycled(const Executor& executor, Function&& function) {
-    auto bound = asio::bind_allocator(handler_allocator<void>{}, std::forward<Function>(function));
+// Posts `bound` (a handler with its own allocator) to the io_context's executor itself where
+// `executor` wraps one, so that the operation takes the handler's memory and nothing else.
+template <class Executor, class Handler>
+void post_bound(const Executor& executor, Handler&& bound) {
     if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
         const auto& type = executor.target_type();
         if (type == typeid(io_executor)) {
-            asio::post(*executor.template target<io_executor>(), std::move(bound));
+            asio::post(*executor.template target<io_executor>(), std::forward<Handler>(bound));
             return;
         }
         if (type == typeid(tracked_io_executor)) {
-            asio::post(*executor.template target<tracked_io_executor>(), std::move(bound));
+            asio::post(*executor.template target<tracked_io_executor>(), std::forward<Handler>(bound));
             return;
         }
     }
-    asio::post(executor, std::move(bound));
+    asio::post(executor, std::forward<Handler>(bound));
+}
+
+template <class Executor, class Function>
+void post_recycled(const Executor& executor, Function&& function) {
+    post_bound(executor, asio::bind_allocator(handler_allocator<void>{}, std::forward<Function>(function)));
 }
 
 }  // namespace duplex::detail
