@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -146,6 +147,43 @@ TEST_CASE("plain callbacks: an echo written as a chain of handlers, and the erro
     REQUIRE(s->ended.has_value());
     CHECK(*s->ended == duplex::websocket_errc::connection_closed_prematurely);
     CHECK(s->handler_thread == std::this_thread::get_id());  // completed on the socket's executor
+}
+
+// The duplex-chat crash (a handler-API connection's close completion ran its on_close on a thread of
+// Asio's system pool, beside the connection's own thread): a plain callback has no executor of its own,
+// and Asio's I/O objects complete it on theirs. Every operation, receive and send as much as close.
+TEST_CASE("plain callbacks of every operation complete on the socket's thread") {
+    asio::io_context io;
+    dropping_server server{io};
+    server.start(2);
+    const auto socket_thread = std::this_thread::get_id();
+    std::vector<std::pair<std::string, std::thread::id>> completed;
+    duplex::websocket ws;
+    std::string reply;
+    asio::co_spawn(io, [&]() -> duplex::awaitable<void> {
+        ws = co_await duplex::connect(server.url());
+        const std::string hello = "hello";
+        ws.async_send(asio::buffer(hello), duplex::message_type::text, true, duplex::message_flags::none,
+                      [&](std::error_code ec) {
+                          completed.emplace_back("send", std::this_thread::get_id());
+                          CHECK_FALSE(ec);
+                          ws.async_receive_message(reply, 1024, [&](std::error_code ec, duplex::receive_result) {
+                              completed.emplace_back("receive_message", std::this_thread::get_id());
+                              CHECK_FALSE(ec);
+                              ws.async_close(duplex::close_status::normal_closure, "", [&](std::error_code ec) {
+                                  completed.emplace_back("close", std::this_thread::get_id());
+                                  CHECK_FALSE(ec);
+                              });
+                          });
+                      });
+    }, asio::detached);
+    io.run_for(20s);
+    CHECK(reply == "hello");
+    REQUIRE(completed.size() == 3);
+    for (const auto& [operation, thread] : completed) {
+        INFO(operation);
+        CHECK(thread == socket_thread);
+    }
 }
 
 TEST_CASE("use_future from a thread outside the io_context, and deferred") {

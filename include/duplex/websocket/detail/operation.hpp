@@ -64,6 +64,10 @@ inline std::error_code error_code_of(const std::exception_ptr& failure) noexcept
 // reference to the socket, so a handle dropped while the operation runs does not end it; the caller's
 // associated executor, allocator and cancellation slot pass through (see the associator below).
 //
+// A handler with no executor of its own completes on the socket's, as with Asio's I/O objects: Asio's
+// own default (the system executor) would run it on a thread of Asio's private pool, beside the
+// socket's thread, where a plain callback that touches anything of the connection races.
+//
 // The caller's handler is posted, not called from inside co_spawn's frame: a handler that starts the
 // next operation (a callback chain) would otherwise hold that frame alive beside the next one's, and
 // Asio recycles only two frames per thread.
@@ -73,9 +77,9 @@ struct error_code_completion {
     std::shared_ptr<Socket> socket;
 
     void operator()(std::exception_ptr failure, Result... result) {
+        auto executor = asio::get_associated_executor(handler, socket->get_executor());
         socket.reset();
         const auto ec = failure ? error_code_of(failure) : std::error_code{};
-        auto executor = asio::get_associated_executor(handler);
         asio::post(std::move(executor), [h = std::move(handler), ec, ... r = std::move(result)]() mutable {
             std::move(h)(ec, std::move(r)...);
         });
