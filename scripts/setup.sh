@@ -13,12 +13,16 @@ case "$scope" in
   *) echo "usage: $0 [sample|all]" >&2; exit 2 ;;
 esac
 
-# To build duplex-echo: the compiler, Meson, and duplex's dependencies (standalone Asio, OpenSSL, zlib).
-sample_packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev zlib1g-dev)
+# To build duplex-echo: the compiler, Meson, and duplex's dependencies (standalone Asio, OpenSSL, zlib,
+# libnghttp2 for HTTP/2).
+sample_packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev zlib1g-dev libnghttp2-dev)
 # To build and run every test: doctest; Debian's Python with python3-websockets (the real peer of the
 # interop tests) and the openssl command (throwaway certificates); an HTTP CONNECT proxy (tinyproxy) and a
-# SOCKS5 proxy (microsocks) for the client's proxy tests; CMake for the installed package's consumer test.
-test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake)
+# SOCKS5 proxy (microsocks) for the client's proxy tests; CMake for the installed package's consumer test;
+# the HTTP/2 peers: nghttp (nghttp2-client) for plain requests, python3-h2 (with python3-wsproto's frames)
+# as the RFC 8441 WebSocket client.
+test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake nghttp2-client
+               python3-h2 python3-wsproto)
 
 packages=("${sample_packages[@]}")
 [ "$scope" = sample ] || packages+=("${test_packages[@]}")
