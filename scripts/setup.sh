@@ -19,10 +19,11 @@ sample_packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev zlib1g-
 # To build and run every test: doctest; Debian's Python with python3-websockets (the real peer of the
 # interop tests) and the openssl command (throwaway certificates); an HTTP CONNECT proxy (tinyproxy) and a
 # SOCKS5 proxy (microsocks) for the client's proxy tests; CMake for the installed package's consumer test;
-# the HTTP/2 peers: nghttp (nghttp2-client) for plain requests, python3-h2 (with python3-wsproto's frames)
-# as the RFC 8441 WebSocket client.
+# the HTTP/2 peers: nghttp (nghttp2-client) for plain requests, python3-h2 as the RFC 8441 WebSocket
+# client, and Chromium, whose WebSocket from the sample page must go over HTTP/2 (driven through the
+# DevTools protocol with python3-websockets).
 test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake nghttp2-client
-               python3-h2 python3-wsproto)
+               python3-h2 chromium)
 
 packages=("${sample_packages[@]}")
 [ "$scope" = sample ] || packages+=("${test_packages[@]}")
