@@ -97,10 +97,11 @@ def ws_frame(opcode, payload=b"", fin=True, rsv1=False, mask=True):
     if not mask:
         return bytes(head) + payload
     key = os.urandom(4)
-    data = bytearray(payload)
-    for i in range(n):
-        data[i] ^= key[i & 3]
-    return bytes(head) + key + bytes(data)
+    if n == 0:
+        return bytes(head) + key
+    mask = (key * (n // 4 + 1))[:n]
+    data = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(n, "big")
+    return bytes(head) + key + data
 
 
 def close_payload(code, reason=b""):
@@ -149,8 +150,8 @@ class Client:
                                            validate_outbound_headers=validate, normalize_outbound_headers=validate,
                                            validate_inbound_headers=True)
         self.conn = h2.connection.H2Connection(config=config)
-        if settings:
-            self.conn.update_settings(settings)
+        if settings:  # sent in the first SETTINGS frame
+            self.conn.local_settings = h2.settings.Settings(client=True, initial_values=settings)
         self.conn.initiate_connection()
         self.streams = {}
         self.goaway = None  # error code of the server's GOAWAY

@@ -325,6 +325,33 @@ def close_then_cancel_at_once(target, binary, extra_args):
 
 
 @case
+def peer_that_never_opens_its_window(target, app):
+    """A client whose streams' window is 0 takes nothing: the handler's send waits, fails with send_timeout
+    (1 s here) and the stream is reset once close_timeout has passed; other connections are served."""
+    client = h2peer.Client(app.port(target.scheme), target.ca_file if target.scheme == "https" else None,
+                           settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    before = len(read_events(app))
+    sid = client.open_websocket("/ws/download/200000", scheme=target.scheme)
+    other = h2peer.Client(app.port(target.scheme), target.ca_file if target.scheme == "https" else None)
+    other_sid = other.open_websocket("/ws", scheme=target.scheme)
+    ok, detail = echo_round(other, other_sid, OP_TEXT, b"served meanwhile")
+    check(f"{target.name}: another connection is served while one never opens its window", ok, detail)
+    deadline = time.monotonic() + 5
+    failed_with = []
+    while time.monotonic() < deadline and not failed_with:
+        failed_with = [l for l in read_events(app)[before:] if "download" in l]
+        time.sleep(0.05)
+    check(f"{target.name}: the handler's send fails with send_timeout", failed_with and "send_timeout" in failed_with[0],
+          f"{failed_with}")
+    stream = client.streams[sid]
+    client.wait_for(lambda: stream.reset is not None, 10, "the stream's reset")
+    check(f"{target.name}: the stream is reset (CANCEL) once close_timeout has passed",
+          stream.reset == h2.errors.ErrorCodes.CANCEL, f"reset {stream.reset}")
+    client.close()
+    other.close()
+
+
+@case
 def idle_connection_goes_away(target, app):
     """app-test-server's idle_timeout is 3 s: an HTTP/2 connection with no stream gets GOAWAY and a close."""
     raw = h2peer.RawClient(app.port(target.scheme), target.ca_file if target.scheme == "https" else None)
@@ -416,7 +443,7 @@ def main():
         compressing = h2peer.Server(args.echo, [*urls, "--h2c", "--compression", *tls])
         app = h2peer.Server(args.app_server, [*urls, "--h2c", "--max-message-size", str(4 << 20),
                                               "--h2-stream-window", str(64 << 10), "--h2-connection-window",
-                                              str(128 << 10), *tls])
+                                              str(128 << 10), "--send-timeout-ms", "1000", *tls])
         servers = [echo, compressing, app]
         for scheme in ("http", "https"):
             target = Target(echo, scheme, ca)
@@ -430,6 +457,7 @@ def main():
             reset_mid_message(target, app)
             flow_control_per_stream(target, app)
             idle_connection_goes_away(target, app)
+            peer_that_never_opens_its_window(target, app)
             close_then_cancel_at_once(target, args.app_server, ["--h2c", *tls])
             message_driven_api(target, args.echo, ["--h2c", *tls])
             graceful_shutdown(target, args.echo, ["--h2c", *tls])
