@@ -121,6 +121,7 @@ public:
         reading_ = false;
         wake_writer();
         while (!writer_done_) co_await ended_.async_wait(use_nothrow_awaitable);
+        if (transport_is_open(transport_)) co_await linger();
         close_transport(transport_);
         // What is left of the streams ends with the connection: tunnels and bodies read as reset.
         for (auto& [id, stream] : streams_) end_stream(*stream, NGHTTP2_CANCEL);
@@ -359,21 +360,33 @@ private:
                 break;
             }
         }
-        // The session is over: our end goes out (over TLS, close_notify) and the reader stops.
-        if (healthy && reading_ && transport_is_open(transport_)) {
-            write_deadline_.expires_after(goodbye_timeout);
-            write_deadline_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
-                if (auto connection = weak.lock(); connection && !ec) close_transport(connection->transport_);
-            });
-            co_await async_shutdown_send(transport_);
-            write_deadline_.cancel();
-        }
-        if (reading_) {
+        // The session is over (GOAWAY out and no stream left): the reader stops waiting for frames nobody
+        // will process, and run() ends the connection politely. A failed write ends it at once.
+        if (!healthy) {
+            close_transport(transport_);
+        } else if (reading_) {
             std::error_code ignored;
             transport_.lowest_layer().cancel(ignored);
         }
         writer_done_ = true;
         ended_.cancel();
+    }
+
+    // The end of the connection, as HTTP/1.1's: our side ends (TCP half-close, over TLS close_notify),
+    // then what the client still sends is read and dropped until it ends too, bounded: closing on unread
+    // bytes would send RST, which can destroy our last frames (the GOAWAY) before the client reads them.
+    awaitable<void> linger() {
+        write_deadline_.expires_after(goodbye_timeout);
+        write_deadline_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
+            if (auto connection = weak.lock(); connection && !ec) close_transport(connection->transport_);
+        });
+        co_await async_shutdown_send(transport_);
+        for (;;) {
+            auto [ec, n] = co_await transport_.async_read_some(asio::buffer(read_buffer_.get(), read_buffer_size),
+                                                               use_nothrow_awaitable);
+            if (ec) break;
+        }
+        write_deadline_.cancel();
     }
 
     // A connection with no stream for idle_timeout says GOAWAY and ends.
