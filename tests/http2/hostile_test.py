@@ -1,19 +1,22 @@
 #!/usr/bin/python3
 """Hostile HTTP/2 input against the app host, frame by frame (hyperframe + hpack from Debian's python3-h2
-dependencies): each app_options::http2_limits field crossed, and kept to, with the server serving a
-well-behaved connection meanwhile. duplex-echo is started here with small limits over h2c:
+dependencies): each app_options::http2_limits field crossed, and kept to, with a well-behaved connection
+served after each attack by the same server. duplex-echo is started here with small limits over h2c:
 
     /usr/bin/python3 hostile_test.py --echo build/examples/duplex-echo
 
 max_concurrent_streams (REFUSED_STREAM past it), max_header_list_size (431, also for an HPACK bomb that
 is small on the wire), stream_reset_burst/rate (rapid reset, CVE-2023-44487: GOAWAY), max_continuations
-(CONTINUATION flood: GOAWAY), max_settings (GOAWAY). Every wait is bounded; the last line is "N passed,
+(CONTINUATION flood: GOAWAY), max_settings (GOAWAY); and nghttp2's own bound on unread PING ACKs (a
+PING flood: GOAWAY(ENHANCE_YOUR_CALM)). Every wait is bounded; the last line is "N passed,
 M failed", and the exit status is 1 when anything failed or a peer library is missing.
 """
 
 import argparse
 import os
+import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
@@ -62,9 +65,9 @@ def still_serving(port, name):
         sid = client.open_websocket()
         client.ws_send(sid, OP_TEXT, b"still serving")
         _, got, _ = client.ws_message(sid, timeout=5)
-        check(f"{name}: another connection is served meanwhile", got == b"still serving", f"{got!r}")
+        check(f"{name}: the server goes on serving other connections", got == b"still serving", f"{got!r}")
     except Exception as e:  # noqa: BLE001
-        check(f"{name}: another connection is served meanwhile", False, f"{type(e).__name__}: {e}")
+        check(f"{name}: the server goes on serving other connections", False, f"{type(e).__name__}: {e}")
     finally:
         client.close()
 
@@ -191,6 +194,46 @@ def settings_entries(port):
     raw.close()
 
 
+def ping_flood(port):
+    """PINGs sent without reading their ACKs: nghttp2 stops at its outbound-ACK bound (NGHTTP2_ERR_FLOODED)
+    and the connection ends with GOAWAY(ENHANCE_YOUR_CALM) rather than queueing ACKs without end."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the ACKs back up in the server
+    sock.connect(("127.0.0.1", port))
+    sock.settimeout(3)
+    sock.sendall(h2peer.PREFACE + hyperframe.frame.SettingsFrame(0).serialize())
+    pings = hyperframe.frame.PingFrame(0, opaque_data=b"12345678").serialize() * 1000
+    sent = 0
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 20:  # bounded: the server stops reading long before
+            sock.sendall(pings)
+            sent += 1000
+    except OSError:
+        pass
+    sock.settimeout(10)
+    received = bytearray()
+    try:
+        while len(received) < 64 << 20:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            received += chunk
+    except OSError:
+        pass
+    sock.close()
+    at, acks, goaway = 0, 0, None
+    while at + 9 <= len(received):
+        length, kind = int.from_bytes(received[at:at + 3], "big"), received[at + 3]
+        acks += kind == 0x6
+        if kind == 0x7:
+            goaway = int.from_bytes(received[at + 13:at + 17], "big")
+        at += 9 + length
+    check(f"a PING flood ({sent} sent, their ACKs unread) ends with GOAWAY(ENHANCE_YOUR_CALM) after {acks} ACKs",
+          goaway == 0xB and acks < sent, f"goaway {goaway}, {acks} ACKs of {sent} PINGs")
+    still_serving(port, "PING flood")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--echo", required=True)
@@ -202,7 +245,7 @@ def main():
                                        *[a for limit in limits for a in ("--http2-limit", limit)]])
     try:
         port = server.port("http")
-        for test in (concurrent_streams, header_list_size, rapid_reset, continuation_flood, settings_entries):
+        for test in (concurrent_streams, header_list_size, rapid_reset, continuation_flood, settings_entries, ping_flood):
             try:
                 test(port)
             except Exception as e:  # noqa: BLE001 - any escape is a failed case
