@@ -13,13 +13,18 @@ case "$scope" in
   *) echo "usage: $0 [sample|all]" >&2; exit 2 ;;
 esac
 
-# To build duplex-echo: the compiler, Meson, and duplex's dependencies (standalone Asio, OpenSSL, zlib).
-sample_packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev zlib1g-dev)
+# To build duplex-echo: the compiler, Meson, and duplex's dependencies (standalone Asio, OpenSSL, zlib,
+# libnghttp2 for HTTP/2).
+sample_packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev zlib1g-dev libnghttp2-dev)
 # To build and run every test: doctest; Debian's Python with python3-websockets (the real peer of the
 # interop tests) and the openssl command (throwaway certificates); an HTTP CONNECT proxy (tinyproxy) and a
 # SOCKS5 proxy (microsocks) for the client's proxy tests; CMake for the installed package's consumer test;
-# Redis, nginx and HAProxy for the scale-out tests (real servers, started by the tests themselves).
-test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake redis-server nginx haproxy)
+# Redis, nginx and HAProxy for the scale-out tests (real servers, started by the tests themselves); the
+# HTTP/2 peers: nghttp (nghttp2-client) for plain requests, python3-h2 as the RFC 8441 WebSocket client,
+# and Chromium, whose WebSocket from the sample page must go over HTTP/2 (driven through the DevTools
+# protocol with python3-websockets).
+test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake redis-server nginx haproxy
+               nghttp2-client python3-h2 chromium)
 
 packages=("${sample_packages[@]}")
 [ "$scope" = sample ] || packages+=("${test_packages[@]}")

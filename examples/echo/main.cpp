@@ -3,7 +3,8 @@
 //
 //   duplex-echo [--urls URL[;URL…]] [--wwwroot DIR] [--compression] [--threads N] [--api awaitable|tokens|handlers]
 //               [--buffer-size BYTES] [--receive-buffer-size BYTES]
-//               [--cert FILE --key FILE [--handshake-timeout-ms N]]        (default http://localhost:5000)
+//               [--cert FILE --key FILE [--handshake-timeout-ms N] [--http-protocols http1|http2|both]]
+//               [--h2c] [--http2-limit NAME=VALUE]…                        (default http://localhost:5000)
 //
 // --threads sets the event loop's threads (default: one per CPU the process may use). --buffer-size sets the
 // echo's buffer (default 4096, the seed's; allocated once per connection) and --receive-buffer-size the
@@ -22,11 +23,19 @@
 // URL, e.g. --urls "http://127.0.0.1:5000;https://127.0.0.1:5001"; an https:// URL without them is refused
 // at start-up. --handshake-timeout-ms bounds each TLS handshake (default 10,000).
 // examples/tls_echo/make-certs.sh DIR makes a throwaway CA and a certificate for 127.0.0.1 and localhost.
+//
+// HTTP/2: https:// URLs offer h2 and http/1.1 through ALPN (--http-protocols narrows that), and the page
+// and /ws work over both; the WebSocket of an HTTP/2 connection is an RFC 8441 extended CONNECT. --h2c
+// makes http:// URLs accept HTTP/2 with prior knowledge too. --http2-limit sets one field of
+// app_options::http2_limits (max_concurrent_streams, max_header_list_size, initial_stream_window_size,
+// connection_window_size, stream_reset_burst, stream_reset_rate, max_continuations, max_settings).
 #include <duplex/duplex.hpp>
 
 #include "echo.hpp"
 
 #include <charconv>
+#include <cstdint>
+#include <type_traits>
 #include <chrono>
 #include <exception>
 #include <filesystem>
@@ -53,7 +62,8 @@ std::string default_wwwroot() {
 constexpr std::string_view usage =
     "usage: duplex-echo [--urls URL[;URL...]] [--threads N] [--wwwroot DIR] [--compression]\n"
     "                   [--api awaitable|tokens|handlers] [--buffer-size BYTES] [--receive-buffer-size BYTES]\n"
-    "                   [--cert FILE --key FILE [--handshake-timeout-ms N]]\n"
+    "                   [--cert FILE --key FILE [--handshake-timeout-ms N] [--http-protocols http1|http2|both]]\n"
+    "                   [--h2c] [--http2-limit NAME=VALUE]...\n"
     "Serves the sample page at / and an echo WebSocket at /ws (default http://localhost:5000).\n";
 
 }  // namespace
@@ -66,6 +76,7 @@ int main(int argc, char** argv) {
     long long handshake_timeout_ms = 0;
     std::size_t buffer_size = 0;  // 0: the seed's 4 KiB array
     duplex::websocket_options websockets{.keep_alive_interval = std::chrono::minutes(2)};
+    duplex::app_options options;
     const auto positive = [](std::string_view value, auto& out) {
         const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
         return ec == std::errc{} && end == value.data() + value.size() && out > 0;
@@ -77,7 +88,8 @@ int main(int argc, char** argv) {
         // ignore: `duplex-echo --help` or a typo must not start a server on the default URL.
         const bool takes_value = arg == "--urls" || arg == "--threads" || arg == "--wwwroot" || arg == "--api" ||
                                  arg == "--cert" || arg == "--key" || arg == "--handshake-timeout-ms" ||
-                                 arg == "--buffer-size" || arg == "--receive-buffer-size";
+                                 arg == "--buffer-size" || arg == "--receive-buffer-size" ||
+                                 arg == "--http-protocols" || arg == "--http2-limit";
         if (arg == "--help" || arg == "-h") {
             std::cout << usage;
             return 0;
@@ -86,7 +98,7 @@ int main(int argc, char** argv) {
             std::cerr << "duplex-echo: " << arg << " needs a value\n" << usage;
             return 2;
         }
-        if (!takes_value && arg != "--compression" && !arg.starts_with("--urls=") && !arg.starts_with("--threads=")) {
+        if (!takes_value && arg != "--compression" && arg != "--h2c" && !arg.starts_with("--urls=") && !arg.starts_with("--threads=")) {
             std::cerr << "duplex-echo: unknown argument '" << arg << "'\n" << usage;
             return 2;
         }
@@ -107,6 +119,42 @@ int main(int argc, char** argv) {
                 std::cerr << "duplex-echo: --handshake-timeout-ms needs a positive number of milliseconds\n";
                 return 2;
             }
+        } else if (arg == "--h2c") {
+            options.http2_prior_knowledge = true;
+        } else if (arg == "--http-protocols" && has_value) {
+            const std::string_view value = argv[++i];
+            if (value == "http1") https.protocols = duplex::http_protocols::http1;
+            else if (value == "http2") https.protocols = duplex::http_protocols::http2;
+            else if (value == "both") https.protocols = duplex::http_protocols::http1_and_http2;
+            else {
+                std::cerr << "duplex-echo: --http-protocols is http1, http2 or both\n";
+                return 2;
+            }
+        } else if (arg == "--http2-limit" && has_value) {
+            const std::string_view setting = argv[++i];
+            const auto equals = setting.find('=');
+            const auto name = setting.substr(0, equals);
+            std::uint64_t value = 0;
+            auto& limits = options.http2_limits;
+            const auto set = [&](auto& field) {
+                if (!positive(setting.substr(equals + 1), value)) return false;
+                field = static_cast<std::remove_reference_t<decltype(field)>>(value);
+                return true;
+            };
+            const bool known = equals != std::string_view::npos &&
+                               (name == "max_concurrent_streams"       ? set(limits.max_concurrent_streams)
+                                : name == "max_header_list_size"       ? set(limits.max_header_list_size)
+                                : name == "initial_stream_window_size" ? set(limits.initial_stream_window_size)
+                                : name == "connection_window_size"     ? set(limits.connection_window_size)
+                                : name == "stream_reset_burst"         ? set(limits.stream_reset_burst)
+                                : name == "stream_reset_rate"          ? set(limits.stream_reset_rate)
+                                : name == "max_continuations"          ? set(limits.max_continuations)
+                                : name == "max_settings"               ? set(limits.max_settings)
+                                                                       : false);
+            if (!known) {
+                std::cerr << "duplex-echo: --http2-limit needs NAME=VALUE with a known name and a positive value\n";
+                return 2;
+            }
         } else if ((arg == "--buffer-size" || arg == "--receive-buffer-size") && has_value) {
             auto& size = arg == "--buffer-size" ? buffer_size : websockets.receive_buffer_size;
             if (!positive(argv[++i], size) || size > std::size_t{1} << 30) {
@@ -118,7 +166,7 @@ int main(int argc, char** argv) {
 
     std::unique_ptr<duplex::app> made;
     try {
-        made = std::make_unique<duplex::app>(argc, argv);  // reads --urls and --threads
+        made = std::make_unique<duplex::app>(argc, argv, options);  // reads --urls and --threads
     } catch (const std::invalid_argument& e) {  // a --threads that is not a number from 1 to 1024
         std::cerr << "duplex-echo: " << e.what() << "\n" << usage;
         return 2;

@@ -3,7 +3,10 @@
 //
 //   duplex-routes [--urls http://HOST:PORT]
 //   GET /api/time            the server's time, as text
-//   GET /ws/uppercase        a WebSocket that answers each text message in upper case
+//   /ws/uppercase            a WebSocket that answers each text message in upper case: a GET upgrade
+//                            over HTTP/1.1, an extended CONNECT over HTTP/2 (RFC 8441). app.map routes
+//                            every method, so both reach it (the seed's advice to use [Route] rather
+//                            than [HttpGet] for WebSocket endpoints).
 #include <duplex/duplex.hpp>
 
 #include <algorithm>

@@ -13,6 +13,8 @@
 #include <duplex/websocket/websocket.hpp>
 #include <duplex/app/accept_context.hpp>
 #include <duplex/app/app.hpp>
+#include <duplex/app/http_protocols.hpp>
+#include <duplex/http2/limits.hpp>
 #include <duplex/app/http_context.hpp>
 #include <duplex/app/websocket_handlers.hpp>
 #include <duplex/app/websocket_options.hpp>

@@ -108,7 +108,9 @@ std::string text_option(int argc, char** argv, std::string_view name) {
 
 // Options for the checks that need a server of their own (tests/app/pressure_test.py): --max-connections,
 // --max-body-bytes, --request-timeout-ms, --max-message-size, --max-fragments, --send-timeout-ms,
-// --shutdown-timeout-ms, --cert and --key (for https:// URLs), and the app's own --threads and --urls.
+// --shutdown-timeout-ms, --cert and --key (for https:// URLs), --h2c (HTTP/2 with prior knowledge on
+// http:// URLs), --h2-stream-window and --h2-connection-window (http2_limits' windows), and the app's own
+// --threads and --urls.
 int main(int argc, char** argv) {
     const std::string wwwroot = text_option(argc, argv, "--wwwroot");
 
@@ -127,6 +129,12 @@ int main(int argc, char** argv) {
         static_cast<std::size_t>(number_option(argc, argv, "--max-fragments", 100));
     options.websocket_limits.max_send_queue_bytes = 128 * 1024;
     options.websocket_limits.send_timeout = std::chrono::milliseconds(number_option(argc, argv, "--send-timeout-ms", 60'000));
+    for (int i = 1; i < argc; ++i)
+        if (std::string_view(argv[i]) == "--h2c") options.http2_prior_knowledge = true;
+    options.http2_limits.initial_stream_window_size = static_cast<std::uint32_t>(
+        number_option(argc, argv, "--h2-stream-window", options.http2_limits.initial_stream_window_size));
+    options.http2_limits.connection_window_size = static_cast<std::uint32_t>(
+        number_option(argc, argv, "--h2-connection-window", options.http2_limits.connection_window_size));
     duplex::app app(argc, argv, options);
     if (const auto cert = text_option(argc, argv, "--cert"); !cert.empty()) {
         duplex::https_options https;
@@ -195,6 +203,11 @@ int main(int argc, char** argv) {
             } catch (const duplex::websocket_error& e) {
                 event(std::string("echo ended: ") + e.what());
             }
+        } else if (path == "/ws/stall") {  // receives nothing for 2 s, then echoes
+            auto ws = co_await ctx.websockets.accept_websocket();
+            asio::steady_timer pause(co_await asio::this_coro::executor, 2s);
+            co_await pause.async_wait(asio::use_awaitable);
+            co_await duplex::examples::echo(ws);
         } else if (path == "/ws/subprotocol") {
             const auto offered = ctx.websockets.requested_protocols();
             const bool has_v2 = std::find(offered.begin(), offered.end(), "chat.v2") != offered.end();

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-30}"
 shift || true
 all_targets=(frame_header utf8 close_payload http_request http_response handshake stream deflate_negotiation inflate
-             proxy_handshake resp_reply)
+             proxy_handshake resp_reply http2_connection)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
@@ -51,7 +51,7 @@ for target in "${targets[@]}"; do
   # Two compilers at a time: the machine has two cores and the stream target alone takes ~1 GiB.
   while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
   rm -f "$out/bin/$target"
-  "$cxx" "${flags[@]}" "tests/fuzz/$target.cpp" -lssl -lcrypto -lz -o "$out/bin/$target" >"$out/logs/$target-build.txt" 2>&1 &
+  "$cxx" "${flags[@]}" "tests/fuzz/$target.cpp" -lssl -lcrypto -lz -lnghttp2 -o "$out/bin/$target" >"$out/logs/$target-build.txt" 2>&1 &
 done
 wait
 

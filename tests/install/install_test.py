@@ -104,9 +104,9 @@ def pkg_config_consumer(dirs, source, work, url):
     check("pkg-config --modversion duplex", status == 0 and re.fullmatch(r"\d+\.\d+\.\d+\s*", version), version)
     status, flags = run(["pkg-config", "--cflags", "--libs", "duplex"], env)
     include_dirs = [os.path.realpath(f[2:]) for f in flags.split() if f.startswith("-I")]
-    check("pkg-config --cflags --libs duplex: the staged include folder, OpenSSL, zlib, threads",
+    check("pkg-config --cflags --libs duplex: the staged include folder, OpenSSL, zlib, libnghttp2, threads",
           status == 0 and os.path.realpath(dirs["includedir"]) in include_dirs and "-lssl" in flags and "-lz" in flags
-          and "-pthread" in flags, flags)
+          and "-lnghttp2" in flags and "-pthread" in flags, flags)
     binary = os.path.join(work, "pkg-config-consumer")
     status, output = run(["g++", "-std=c++20", os.path.join(source, "tests", "install", "consumer.cpp"), "-o", binary,
                           *flags.split()], env)

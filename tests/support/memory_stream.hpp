@@ -1,7 +1,7 @@
 // An in-memory Asio stream for tests and fuzzers: the peer's bytes are a string served in chunks of a
 // chosen size, and what the stream under test writes is recorded. It has what the WebSocket layer asks
 // of a transport (duplex/detail/transport.hpp): async_read_some, async_write_some, get_executor and a
-// lowest layer with shutdown, close and is_open.
+// lowest layer with shutdown, close, cancel and is_open.
 //
 // Every operation takes effect at once and completes through a post to the handler's executor, as an
 // Asio operation must never complete inside its initiating call. Reads past the end of the input see
@@ -57,6 +57,9 @@ public:
         state_->open = false;
         ec = {};
     }
+
+    // Operations complete at once: there is never one to cancel.
+    void cancel(std::error_code& ec) noexcept { ec = {}; }
 
     void shutdown(shutdown_type what, std::error_code& ec) noexcept {
         if (!state_->open) {

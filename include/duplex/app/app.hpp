@@ -145,10 +145,12 @@ public:
             tls::server_options files;
             files.certificate_file = options.certificate_chain_file;
             files.private_key_file = options.private_key_file;
+            files.alpn_protocols = alpn_protocols_for(options.protocols);
             options.context = tls::server_context(files);
         }
         if (options.handshake_timeout <= std::chrono::steady_clock::duration::zero())
             throw std::invalid_argument("https_options::handshake_timeout must be positive");
+        core_->https_context_given = !has_files;
         core_->https = std::move(options);
         return *this;
     }

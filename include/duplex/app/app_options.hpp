@@ -4,6 +4,7 @@
 
 #include <duplex/app/logging.hpp>
 #include <duplex/http/parser.hpp>
+#include <duplex/http2/limits.hpp>
 #include <duplex/websocket/options.hpp>
 
 #include <chrono>
@@ -33,6 +34,12 @@ struct app_options {
     std::size_t max_request_body_size = 1024 * 1024;
     // 414 / 431 limits of request heads.
     http::parser_limits http_limits{};
+    // HTTP/2 connections (https:// through ALPN h2, see https_options::protocols, and h2c below): the
+    // SETTINGS advertised and the protections against hostile peers (http2/limits.hpp).
+    duplex::http2_limits http2_limits{};
+    // http:// endpoints also accept HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3: a client that opens
+    // with the HTTP/2 connection preface), for tests and for proxies in front of the app. Off by default.
+    bool http2_prior_knowledge = false;
     // Limits and timeouts of accepted WebSockets (receive_buffer_size comes from websocket_options).
     ws::stream_options websocket_limits{};
     // What the host logs, and where (app/logging.hpp).

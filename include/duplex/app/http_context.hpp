@@ -51,15 +51,15 @@ protected:
 // ASP.NET's WebSocketManager (ctx.websockets).
 class websocket_manager {
 public:
-    // True for an upgrade request (GET with Upgrade: websocket and Connection: Upgrade) once
-    // app.use_websockets() has run for this request. accept_websocket answers a malformed one (bad key,
-    // other version) with 400 or 426.
-    bool is_websocket_request() const { return options_ != nullptr && ws::handshake::is_upgrade_request(*request_); }
+    // True for an upgrade request (GET with Upgrade: websocket and Connection: Upgrade) or, over HTTP/2,
+    // an extended CONNECT with :protocol websocket (RFC 8441), once app.use_websockets() has run for this
+    // request. accept_websocket answers a malformed one (bad key, other version) with 400 or 426.
+    bool is_websocket_request() const { return options_ != nullptr && ws::handshake::is_websocket_request(*request_); }
 
     // Sec-WebSocket-Protocol values the client offered, in its order of preference.
     std::vector<std::string_view> requested_protocols() const { return ws::handshake::requested_protocols(*request_); }
 
-    // Answers 101 and returns the WebSocket. The request moves no further down the pipeline; when the
+    // Answers 101 (over HTTP/2: 200 to the extended CONNECT) and returns the WebSocket. The request moves no further down the pipeline; when the
     // handler returns, the pipeline unwinds and the connection closes (keep the request alive, e.g. by
     // awaiting a task_completion_source, while a background service uses the socket). Throws, before
     // answering, when this is not a WebSocket request, the sub-protocol was not offered, or a compression

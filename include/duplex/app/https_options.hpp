@@ -5,6 +5,7 @@
 //   app.run("http://localhost:5000;https://localhost:5001");
 #pragma once
 
+#include <duplex/app/http_protocols.hpp>
 #include <duplex/tls/context.hpp>
 
 #include <chrono>
@@ -23,6 +24,10 @@ struct https_options {
     // A connection that has not completed its TLS handshake within this is closed (Kestrel's
     // HandshakeTimeout): a client that connects and says nothing holds a connection only this long.
     std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(10);
+    // The HTTP versions offered through ALPN (Kestrel's ListenOptions.Protocols): h2 and http/1.1 by
+    // default, the client choosing. With http2 alone, a client that does not pick h2 is disconnected
+    // after the handshake. A ready `context` offers what it was made with instead.
+    http_protocols protocols = http_protocols::http1_and_http2;
 };
 
 }  // namespace duplex

@@ -142,6 +142,9 @@ struct request {
     int version_major = 1;
     int version_minor = 1;
     http::headers headers;
+    // HTTP/2's :protocol pseudo-header: the protocol an extended CONNECT asks for (RFC 8441 §4,
+    // "websocket"); empty otherwise.
+    std::string protocol;
 };
 
 // The path a request target names, given the target before its query: origin-form as it is; absolute-form

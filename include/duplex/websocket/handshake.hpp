@@ -81,6 +81,15 @@ inline bool is_upgrade_request(const http::request& r) {
            r.headers.has_token("Connection", "upgrade");
 }
 
+// RFC 8441 §4: a WebSocket over HTTP/2 is an extended CONNECT with :protocol "websocket" (compared
+// case-insensitively, as Kestrel does). The rest, as for an upgrade, is validate_extended_connect's.
+inline bool is_extended_connect_request(const http::request& r) {
+    return r.version_major == 2 && r.method == "CONNECT" && http::detail::iequals(r.protocol, "websocket");
+}
+
+// What ASP.NET Core's IsWebSocketRequest answers: an HTTP/1.1 upgrade or an HTTP/2 extended CONNECT.
+inline bool is_websocket_request(const http::request& r) { return is_upgrade_request(r) || is_extended_connect_request(r); }
+
 // Sec-WebSocket-Protocol values offered by the client, in order. The views point into `r`.
 inline std::vector<std::string_view> requested_protocols(const http::request& r) {
     return r.headers.tokens("Sec-WebSocket-Protocol");
@@ -114,6 +123,17 @@ inline request_check validate_request(const http::request& r) {
         return bad("Sec-WebSocket-Key must be the base64 encoding of 16 bytes");
     if (!r.headers.contains("Sec-WebSocket-Version"))
         return bad("missing Sec-WebSocket-Version header (this server speaks version 13)");
+    if (r.headers.count("Sec-WebSocket-Version") != 1 || *r.headers.get("Sec-WebSocket-Version") != supported_version)
+        return {426, "unsupported Sec-WebSocket-Version (this server speaks version 13)"};
+    return {};
+}
+
+// The server's checks of an RFC 8441 extended CONNECT (nghttp2 has checked the pseudo-headers): one
+// Sec-WebSocket-Version, 13, else 426 as over HTTP/1.1; a missing one is 400. There is no key (§5).
+inline request_check validate_extended_connect(const http::request& r) {
+    if (!is_extended_connect_request(r)) return {400, "a WebSocket over HTTP/2 is a CONNECT with :protocol websocket"};
+    if (!r.headers.contains("Sec-WebSocket-Version"))
+        return {400, "missing Sec-WebSocket-Version header (this server speaks version 13)"};
     if (r.headers.count("Sec-WebSocket-Version") != 1 || *r.headers.get("Sec-WebSocket-Version") != supported_version)
         return {426, "unsupported Sec-WebSocket-Version (this server speaks version 13)"};
     return {};

@@ -46,6 +46,13 @@ public:
                            std::optional<duplex::deflate::options> compression = std::nullopt) {
         return core_->accept(request, sub_protocol, extra_headers, compression);
     }
+    // Server, over HTTP/2 (RFC 8441): the same negotiation as accept() for a request that came as an
+    // extended CONNECT, whose 200 the HTTP/2 connection sends with the returned Sec-WebSocket-Extensions
+    // value (empty: none agreed) and the sub-protocol. Opens the stream; nothing is written.
+    std::string accept_tunneled(const http::request& request, std::string_view sub_protocol = {},
+                                std::optional<duplex::deflate::options> compression = std::nullopt) {
+        return core_->accept_tunneled(request, sub_protocol, compression);
+    }
     // Server: read_request() then accept().
     awaitable<void> accept(std::optional<duplex::deflate::options> compression = std::nullopt) {
         auto request = co_await core_->read_request();

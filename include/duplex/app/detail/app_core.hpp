@@ -72,6 +72,7 @@ struct app_core {
     // run() and the app is still destroyed cleanly.
     std::shared_ptr<asio::io_context> io;
     std::optional<https_options> https;  // set by use_https, with its context loaded
+    bool https_context_given = false;    // use_https got a ready context: its ALPN list is the user's
     std::atomic<std::size_t> active_connections{0};
     std::atomic<bool> stopping{false};
     std::mutex registry_mutex;

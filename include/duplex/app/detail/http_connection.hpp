@@ -7,6 +7,8 @@
 #include <duplex/app/accept_context.hpp>
 #include <duplex/app/detail/app_core.hpp>
 #include <duplex/app/detail/file_sender.hpp>
+#include <duplex/app/detail/handler_failure.hpp>
+#include <duplex/app/detail/http2_connection.hpp>
 #include <duplex/app/http_context.hpp>
 #include <duplex/app/websocket_options.hpp>
 #include <duplex/config.hpp>
@@ -68,8 +70,19 @@ public:
             // A shutdown that began between the accept and the enrolment did not see this connection.
             bool secured = !core_.stopping;
             if (!secured) close_transport(transport_);
-            if constexpr (is_tls_transport<Transport>::value)
+            if constexpr (is_tls_transport<Transport>::value) {
                 if (secured) secured = co_await handshake();
+                // ALPN chose the version: h2 is served by an HTTP/2 connection; with HTTP/2 alone
+                // configured, a client that did not choose it is turned away.
+                if (secured && transport_.alpn_protocol() == "h2") {
+                    secured = false;
+                    co_await serve_http2({});
+                } else if (secured && core_.https && core_.https->protocols == http_protocols::http2 &&
+                           !core_.https_context_given) {
+                    secured = false;
+                    close_transport(transport_);
+                }
+            }
             if (secured) co_await serve();
         } catch (const std::exception& e) {
             core_.log(log_level::debug, "connection from " + peer() + " ended: " + e.what());
@@ -82,6 +95,7 @@ public:
 
     void abandon() noexcept override {
         if (websocket_) websocket_->end_request_now();
+        if (http2_) http2_->abandon();
     }
 
     void hand_over_websocket() noexcept override { websocket_.reset(); }
@@ -131,11 +145,28 @@ private:
         co_return !failure;
     }
 
+    // The connection becomes HTTP/2 (ALPN h2, or the h2c preface): `prefix` is what was read of it.
+    awaitable<void> serve_http2(std::span<const std::byte> prefix) {
+        http2_ = std::make_shared<http2_connection<Transport>>(std::move(transport_), core_, peer());
+        buffer_.reset();
+        // A shutdown that came during the TLS handshake or the first read found no HTTP/2 connection.
+        if (core_.stopping) http2_->shut_down();
+        co_await http2_->run(prefix);
+    }
+
     awaitable<void> serve() {
-        for (;;) {
+        for (bool first = true;; first = false) {
             http::request_parser parser(core_.options.http_limits);
             const bool got_head = co_await read_head(parser);
             if (!got_head) co_return;
+            // HTTP/2 with prior knowledge opens with "PRI * HTTP/2.0", which the HTTP/1.1 parser refuses
+            // (505): on the first request of an h2c-enabled endpoint it hands the connection over.
+            if (first && parser.status() == http::parse_status::error && core_.options.http2_prior_knowledge &&
+                buffered_from_start().starts_with(http2_preface_line)) {
+                const auto prefix = std::vector<std::byte>(buffer_.get(), buffer_.get() + end_);
+                co_await serve_http2(prefix);
+                co_return;
+            }
             if (parser.status() == http::parse_status::error) {
                 co_await write_error(parser.error_status(), parser.error_message());
                 co_return;
@@ -180,49 +211,11 @@ private:
         }
     }
 
-    // A handler's exception, with the connection and the request it came from. A WebSocket that its
-    // peer ended (it vanished, broke the protocol, read too slowly) is the peer's doing, not the
-    // handler's: debug. Anything else is a failure of the handler: error.
     void report(std::exception_ptr failure, const http::request& request, bool websocket) const {
-        auto level = log_level::error;
-        std::string what;
-        try {
-            std::rethrow_exception(failure);
-        } catch (const websocket_error& e) {
-            if (websocket && e.code().category() == websocket_category() && ended_by_peer(e.code()))
-                level = log_level::debug;
-            what = e.what();
-        } catch (const std::exception& e) {
-            what = e.what();
-        } catch (...) {
-            what = "a non-standard exception";
-        }
-        if (!core_.logs(level)) return;
-        core_.log(level, (websocket ? "WebSocket handler for " : "request ") + request.method + " " + request.target +
-                             " from " + peer() + " failed" + (websocket ? "" : " (500)") + ": " + what);
+        report_handler_failure(core_, failure, request, websocket, peer());
     }
 
-    static bool ended_by_peer(std::error_code ec) noexcept {
-        switch (static_cast<websocket_errc>(ec.value())) {
-        case websocket_errc::protocol_error:
-        case websocket_errc::invalid_payload_data:
-        case websocket_errc::message_too_big:
-        case websocket_errc::connection_closed_prematurely:
-        case websocket_errc::close_timeout:
-        case websocket_errc::keep_alive_timeout:
-        case websocket_errc::frame_too_big:
-        case websocket_errc::too_many_fragments:
-        case websocket_errc::send_queue_full:
-        case websocket_errc::send_timeout: return true;
-        default: return false;
-        }
-    }
-
-    // "address:port" of the client, for the log.
-    std::string peer() const {
-        const auto address = peer_.address().to_string();
-        return (peer_.address().is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(peer_.port());
-    }
+    std::string peer() const { return endpoint_text(peer_); }
 
     // Reads one request head. The idle timeout runs until its first byte, the request timeout after.
     awaitable<bool> read_head(http::request_parser& parser) {
@@ -324,6 +317,11 @@ private:
         }
         deadline_.cancel();
         co_return true;
+    }
+
+    // Everything read on a connection that has not moved past its first request head yet.
+    std::string_view buffered_from_start() const noexcept {
+        return {reinterpret_cast<const char*>(buffer_.get()), end_};
     }
 
     std::string_view buffered() const noexcept {
@@ -448,7 +446,9 @@ private:
     // On the connection's executor: WebSockets get close 1001; a connection idle between requests
     // closes now; one in the middle of a request closes after its response.
     void shut_down() {
-        if (websocket_) {
+        if (http2_) {
+            http2_->shut_down();
+        } else if (websocket_) {
             if (websocket_->state() != websocket_state::open) return;
             asio::co_spawn(transport_executor_, close_going_away(*websocket_), asio::detached);
         } else if (waiting_for_request_) {
@@ -474,6 +474,7 @@ private:
     std::size_t begin_ = 0, end_ = 0;
     asio::steady_timer deadline_;
     std::optional<ws::stream<Transport>> websocket_;
+    std::shared_ptr<http2_connection<Transport>> http2_;  // once the connection speaks HTTP/2
     bool waiting_for_request_ = false;
     std::error_code read_error_;
     // The request's body: what is still unread, whether the client waits for 100 Continue before sending

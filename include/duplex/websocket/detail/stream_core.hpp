@@ -156,6 +156,8 @@ public:
     awaitable<void> accept(const http::request& request, std::string_view sub_protocol,
                            const http::headers& extra_headers, std::optional<duplex::deflate::options> compression);
     awaitable<void> reject(int status_code, std::string_view message);
+    std::string accept_tunneled(const http::request& request, std::string_view sub_protocol,
+                                std::optional<duplex::deflate::options> compression);
     awaitable<void> handshake(std::string_view host, std::string_view target, std::span<const std::string> sub_protocols,
                               const http::headers& extra_headers, std::optional<duplex::deflate::options> compression);
 

@@ -72,6 +72,29 @@ inline awaitable<void> stream_core<Next>::accept(const http::request& request, s
     state_ = websocket_state::open;
 }
 
+// Server, over an HTTP/2 extended CONNECT (RFC 8441): the connection sends the 200, so nothing is
+// written here. Checks the sub-protocol and negotiates permessage-deflate exactly as accept() does, opens
+// the stream and returns the Sec-WebSocket-Extensions value to answer with (empty for none).
+template <class Next>
+inline std::string stream_core<Next>::accept_tunneled(const http::request& request, std::string_view sub_protocol,
+                                                      std::optional<duplex::deflate::options> compression) {
+    if (!sub_protocol.empty()) {
+        const auto offered = handshake::requested_protocols(request);
+        if (std::find(offered.begin(), offered.end(), sub_protocol) == offered.end())
+            throw std::invalid_argument("sub-protocol '" + std::string(sub_protocol) + "' was not offered by the client");
+    }
+    std::optional<duplex::deflate::agreement> agreed;
+    if (compression) agreed = duplex::deflate::select_offer(request.headers, *compression);
+    std::string extensions;
+    if (agreed) {
+        compression_ = std::make_unique<duplex::deflate::permessage>(role_, agreed->parameters);
+        extensions = agreed->response;
+    }
+    sub_protocol_ = sub_protocol;
+    state_ = websocket_state::open;
+    return extensions;
+}
+
 // Answers an HTTP request that will not become a WebSocket and closes the connection.
 template <class Next>
 inline awaitable<void> stream_core<Next>::reject(int status_code, std::string_view message) {

@@ -1,0 +1,213 @@
+// duplex::http2::server_session<Events> — a server-side nghttp2_session without I/O: bytes read from
+// the connection go in through receive(), the frames to send come out through produce() (appended to
+// the connection's write buffer, so that many frames leave in one write), and what nghttp2 parses is
+// handed to `Events` (the connection, app/detail/http2_connection.hpp) through plain member calls.
+//
+// It advertises SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (RFC 8441), so extended CONNECT is accepted (and
+// validated by nghttp2's HTTP messaging: :protocol only with CONNECT, :scheme, :path and :authority
+// present). Windows are not reopened automatically: the owner calls consume() for what its handlers
+// have taken (consume_stream), so a stream whose handler stops reading stops its peer and no other stream.
+//
+// Events must provide (stream ids are the client's, odd):
+//   int on_begin_request(std::int32_t id);                            HEADERS of a new request begin
+//   int on_header(std::int32_t id, std::string_view name, std::string_view value);
+//   int on_request(std::int32_t id, bool end_stream);                 the request's HEADERS are complete
+//   int on_data(std::int32_t id, std::span<const std::byte> data);    a piece of a DATA frame's payload
+//   int on_end_of_request(std::int32_t id);                           END_STREAM on DATA or trailers
+//   int on_stream_close(std::int32_t id, std::uint32_t error_code);   the stream is gone (0: NO_ERROR)
+//   void on_response_end(std::int32_t id);                            our END_STREAM went out
+//   nghttp2_ssize-like read_body(void* source, std::int32_t id, std::uint8_t* buffer, std::size_t length,
+//                                std::uint32_t* data_flags)           the body of a submitted response
+// Returning nonzero from the first six ends the connection (NGHTTP2_ERR_CALLBACK_FAILURE).
+#pragma once
+
+#include <duplex/http2/limits.hpp>
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace duplex::http2 {
+
+// A header field for submit_response; names must be lowercase (RFC 9113 §8.2.1).
+inline nghttp2_nv field(std::string_view name, std::string_view value) noexcept {
+    return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+            reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+            NGHTTP2_NV_FLAG_NONE};
+}
+
+template <class Events>
+class server_session {
+public:
+    server_session(Events& events, const http2_limits& limits) : events_(events) {
+        nghttp2_session_callbacks* callbacks = nullptr;
+        if (nghttp2_session_callbacks_new(&callbacks) != 0) throw std::bad_alloc();
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &on_begin_headers);
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, &on_header);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &on_frame_recv);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &on_data_chunk_recv);
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &on_stream_close);
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, &on_frame_send);
+        nghttp2_option* option = nullptr;
+        if (nghttp2_option_new(&option) != 0) {
+            nghttp2_session_callbacks_del(callbacks);
+            throw std::bad_alloc();
+        }
+        nghttp2_option_set_no_auto_window_update(option, 1);
+        nghttp2_option_set_max_settings(option, limits.max_settings);
+        nghttp2_option_set_stream_reset_rate_limit(option, limits.stream_reset_burst, limits.stream_reset_rate);
+        nghttp2_option_set_max_continuations(option, limits.max_continuations);
+        const int created = nghttp2_session_server_new2(&session_, callbacks, this, option);
+        nghttp2_option_del(option);
+        nghttp2_session_callbacks_del(callbacks);
+        if (created != 0) throw std::bad_alloc();
+        const nghttp2_settings_entry settings[] = {
+            {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams},
+            {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits.initial_stream_window_size},
+            {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_size},
+            {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
+        };
+        int rv = nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+        if (rv == 0 && limits.connection_window_size > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
+            rv = nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                                       static_cast<std::int32_t>(limits.connection_window_size));
+        if (rv != 0) {
+            nghttp2_session_del(session_);
+            throw std::invalid_argument(std::string("http2_limits: ") + nghttp2_strerror(rv));
+        }
+    }
+    server_session(const server_session&) = delete;
+    server_session& operator=(const server_session&) = delete;
+    ~server_session() { nghttp2_session_del(session_); }
+
+    // Feeds bytes read from the connection; 0, or nghttp2's (fatal) error: the connection must end. A
+    // protocol error of the peer is not an error here: nghttp2 queues the GOAWAY and ignores the rest.
+    int receive(std::span<const std::byte> bytes) {
+        const auto n = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                                bytes.size());
+        return n < 0 ? static_cast<int>(n) : 0;
+    }
+
+    // Appends the frames ready to go to `out` until it holds at least `enough` bytes or nothing is
+    // ready; 0, or nghttp2's (fatal) error.
+    int produce(std::vector<std::byte>& out, std::size_t enough) {
+        while (out.size() < enough) {
+            const std::uint8_t* data = nullptr;
+            const auto n = nghttp2_session_mem_send(session_, &data);
+            if (n < 0) return static_cast<int>(n);
+            if (n == 0) break;
+            const auto* bytes = reinterpret_cast<const std::byte*>(data);
+            out.insert(out.end(), bytes, bytes + n);
+        }
+        return 0;
+    }
+
+    // After a fatal receive() error: GOAWAY with `error_code`, so that the peer learns why before the
+    // connection closes (RFC 9113 §5.4.1), when nghttp2 has not queued one itself.
+    void terminate(std::uint32_t error_code) noexcept { nghttp2_session_terminate_session(session_, error_code); }
+
+    bool want_read() const noexcept { return nghttp2_session_want_read(session_) != 0; }
+    bool want_write() const noexcept { return nghttp2_session_want_write(session_) != 0; }
+
+    // The response to stream `id`: `fields` start with ":status". With a body, `source` is handed back
+    // to Events::read_body; without one, the HEADERS frame ends the stream.
+    int submit_response(std::int32_t id, std::span<const nghttp2_nv> fields, void* source, bool has_body) {
+        nghttp2_data_provider provider{};
+        provider.source.ptr = source;
+        provider.read_callback = &read_body;
+        return nghttp2_submit_response(session_, id, fields.data(), fields.size(), has_body ? &provider : nullptr);
+    }
+    // An interim response (100 Continue) on stream `id`.
+    int submit_informational(std::int32_t id, std::string_view status) {
+        const nghttp2_nv fields[] = {field(":status", status)};
+        return nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, fields, std::size(fields), nullptr);
+    }
+    // A stream whose body provider returned NGHTTP2_ERR_DEFERRED has data (or its end) again.
+    void resume(std::int32_t id) noexcept { nghttp2_session_resume_data(session_, id); }
+    // Received DATA counts against two windows, given back separately. The connection's as soon as it
+    // arrives (the bytes are then ours to hold, bounded per stream), so that a stream whose handler does
+    // not read never blocks the others; a stream's once its handler has taken the bytes, so that it
+    // blocks its own peer. nghttp2 sends WINDOW_UPDATE once enough has been given back (its policy: half
+    // the window).
+    void consume_connection(std::size_t n) noexcept {
+        if (n != 0) nghttp2_session_consume_connection(session_, n);
+    }
+    void consume_stream(std::int32_t id, std::size_t n) noexcept {
+        if (n != 0) nghttp2_session_consume_stream(session_, id, n);
+    }
+    void reset(std::int32_t id, std::uint32_t error_code) noexcept {
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, error_code);
+    }
+    // The graceful end (RFC 9113 §6.8): GOAWAY naming the last stream we took; those finish, no new
+    // ones start. The connection is done once they have (want_read() and want_write() turn false).
+    void go_away(std::uint32_t error_code = NGHTTP2_NO_ERROR) noexcept {
+        nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                              error_code, nullptr, 0);
+    }
+    // The remote end's window for stream `id` (what we may still send on it).
+    std::int32_t remote_window(std::int32_t id) const noexcept {
+        return nghttp2_session_get_stream_remote_window_size(session_, id);
+    }
+
+private:
+    static server_session& self(void* user_data) noexcept { return *static_cast<server_session*>(user_data); }
+    static int failed(int rv) noexcept { return rv == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE; }
+
+    static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+        if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+        return failed(self(user_data).events_.on_begin_request(frame->hd.stream_id));
+    }
+
+    static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
+                         const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* user_data) {
+        // Trailers carry nothing the pipeline reads; their fields are dropped.
+        if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+        return failed(self(user_data).events_.on_header(
+            frame->hd.stream_id, std::string_view(reinterpret_cast<const char*>(name), namelen),
+            std::string_view(reinterpret_cast<const char*>(value), valuelen)));
+    }
+
+    static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+        auto& events = self(user_data).events_;
+        const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+        switch (frame->hd.type) {
+        case NGHTTP2_HEADERS:
+            if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) return failed(events.on_request(frame->hd.stream_id, end_stream));
+            return end_stream ? failed(events.on_end_of_request(frame->hd.stream_id)) : 0;
+        case NGHTTP2_DATA: return end_stream ? failed(events.on_end_of_request(frame->hd.stream_id)) : 0;
+        default: return 0;
+        }
+    }
+
+    static int on_data_chunk_recv(nghttp2_session*, std::uint8_t, std::int32_t stream_id, const std::uint8_t* data,
+                                  std::size_t len, void* user_data) {
+        return failed(self(user_data).events_.on_data(stream_id, std::span(reinterpret_cast<const std::byte*>(data), len)));
+    }
+
+    static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code, void* user_data) {
+        return failed(self(user_data).events_.on_stream_close(stream_id, error_code));
+    }
+
+    static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+        if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+            (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0)
+            self(user_data).events_.on_response_end(frame->hd.stream_id);
+        return 0;
+    }
+
+    static ssize_t read_body(nghttp2_session*, std::int32_t stream_id, std::uint8_t* buffer, std::size_t length,
+                             std::uint32_t* data_flags, nghttp2_data_source* source, void* user_data) {
+        return self(user_data).events_.read_body(source->ptr, stream_id, buffer, length, data_flags);
+    }
+
+    Events& events_;
+    nghttp2_session* session_ = nullptr;
+};
+
+}  // namespace duplex::http2
