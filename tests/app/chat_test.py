@@ -217,11 +217,12 @@ def main():
                           and response.headers["Content-Type"].startswith("text/html"), body[:80])
         asyncio.run(chat_run(port))
         asyncio.run(rejected_join(port))
-        check("duplex-chat still running", server.process.poll() is None,
-                      f"exit status {server.process.returncode}")
     except Exception as error:  # noqa: BLE001 - any failure is reported as one
         check("the chat run", False, f"{type(error).__name__}: {error}")
     finally:
+        # Also after a failure: a client's reset or refused connection is most often the server's end.
+        check("duplex-chat still running", server.process.poll() is None,
+              f"exit status {server.process.returncode} (a negative status is the signal that ended it)")
         server.stop()
         if not all(checks.results):
             print("--- duplex-chat output (last 20 lines) ---\n" + "\n".join(server.output[-20:]))

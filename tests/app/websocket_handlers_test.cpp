@@ -86,8 +86,14 @@ TEST_CASE("map_websocket: on_open with the request, whole messages in order thro
         const auto reply = std::to_string(socket.data().handled++) + ":" + copy;
         socket.send(asio::buffer(reply), type);
     };
+    // on_close runs on the connection's own thread like every handler (it once ran on Asio's system pool
+    // when the close was the answer to the peer's, beside the connection's thread).
+    std::atomic<bool> on_close_on_socket_thread{false};
     handlers.on_close = [&](duplex::websocket_session<member>& socket, duplex::close_status status,
-                            std::string_view description) { server_saw.closed(socket.data().name, status, description); };
+                            std::string_view description) {
+        on_close_on_socket_thread = duplex::detail::running_in(socket.get_executor());
+        server_saw.closed(socket.data().name, status, description);
+    };
     app.map_websocket("/chat", handlers);
     test::app_runner runner(app);
     runner.start();
@@ -121,6 +127,7 @@ TEST_CASE("map_websocket: on_open with the request, whole messages in order thro
     });
     for (int i = 0; i < 200 && server_saw.all().empty(); ++i) std::this_thread::sleep_for(10ms);
     CHECK(server_saw.all() == std::vector<std::string>{"Ada Lé:4000:bye"});
+    CHECK(on_close_on_socket_thread);
     CHECK(http_status_of_plain_get(runner.port(), "/chat") == 400);
 }
 
