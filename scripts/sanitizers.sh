@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the test suites under the sanitizers, each build in its own directory beside build/:
 #   build-asan  AddressSanitizer + UndefinedBehaviorSanitizer (leaks included): the whole meson test
-#               suite (the Python-driven suites spawn the sanitized duplex-echo and clients);
+#               suite (the Python-driven suites spawn the sanitized duplex-echo and clients) but the
+#               install test (suite "install": packaging, nothing for a sanitizer to see; 80 s of CI);
 #   build-tsan  ThreadSanitizer: the multi-threaded tests (suite "threads", tests/threads/).
 # Any sanitizer report fails the run, also one from a process whose exit status nobody checks (a server
 # a test kills): ASan, LSan and TSan reports go to build-*/sanitizer-logs/ and every file there counts;
@@ -77,7 +78,7 @@ for phase in "${phases[@]}"; do
     logs="$(pwd)/$dir/sanitizer-logs"
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$logs/asan" \
     UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan" \
-      meson test -C "$dir" --print-errorlogs --no-rebuild
+      meson test -C "$dir" --print-errorlogs --no-rebuild --no-suite install
     verdict "$dir" "asan+ubsan" $? || overall=1
     ;;
   tsan)

@@ -32,6 +32,7 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import checks  # noqa: E402
+import processes  # noqa: E402
 from checks import check, summary  # noqa: E402
 
 ROOMS = 5
@@ -73,13 +74,7 @@ class ChatServer:
         raise RuntimeError("duplex-chat did not print its listening line: " + " | ".join(self.output[-10:]))
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
 
 def compression_for(index):

@@ -5,12 +5,15 @@
 """
 import argparse
 import asyncio
+import os
 import re
-import subprocess
 import sys
 import urllib.request
 
 import websockets
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import processes  # noqa: E402
 
 
 async def start(path, *arguments):
@@ -26,8 +29,7 @@ async def start(path, *arguments):
 
 async def stop(process):
     assert process.returncode is None, "the example died during the test"
-    process.terminate()
-    assert await asyncio.wait_for(process.wait(), 10) == 0, "the example did not shut down cleanly on SIGTERM"
+    assert await processes.stop_async(process, grace=10) == 0, "the example did not shut down cleanly on SIGTERM"
 
 
 def get(port, path):

@@ -375,8 +375,9 @@ class Suite:
     # ---- static files are streamed ----
 
     def large_static_file(self):
-        """A 64 MiB file. Ten clients request it and do not read: the server's memory stays under 100 MiB
-        (peak RSS) and a WebSocket echo answers meanwhile. Five HEAD requests give its size and read none of
+        """A 64 MiB file. Ten clients request it and do not read: the server's peak RSS grows by less than
+        one copy of the file over its RSS at start (a sanitized server starts 45-55 MiB higher than a plain
+        one, so the bound is on the growth) and a WebSocket echo answers meanwhile. Five HEAD requests give its size and read none of
         it. A client that reads gets every byte; one asking for a range gets exactly that range."""
         wwwroot = tempfile.mkdtemp(prefix="duplex-pressure-")
         content = hashlib.sha256()
@@ -388,6 +389,7 @@ class Suite:
         server = Server(self.args.server, ["--request-timeout-ms", "20000"], wwwroot=wwwroot, certs=self.args.certs)
         stalled = []
         try:
+            at_start = server.status_field("VmRSS")
             for _ in range(10):
                 s = socket.socket()
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
@@ -408,7 +410,8 @@ class Suite:
                         break
                 assert payload == b"still here", payload
             peak = server.status_field("VmHWM")
-            assert peak < 100 * 1024 * 1024, f"peak RSS {peak / 2**20:.0f} MiB with ten stalled downloads of 64 MiB"
+            assert peak - at_start < 64 * 1024 * 1024, (f"peak RSS {peak / 2**20:.0f} MiB, {at_start / 2**20:.0f} MiB at "
+                                                        "start, with ten stalled downloads of 64 MiB")
 
             read_before = server.bytes_read()
             for _ in range(5):
@@ -444,11 +447,13 @@ class Suite:
 
     def idle_uploads(self):
         """100 clients each send 900 KiB of a 1 MiB body to a handler that does not read it, then stall: the
-        server holds none of it (RSS stays under 50 MiB); each gets its answer once the body is complete."""
+        server holds none of it (its RSS grows by less than 20 MiB of the 88 MiB sent; measured 3 MiB, plain
+        and under ASan); each gets its answer once the body is complete."""
         server = Server(self.args.server, ["--request-timeout-ms", "20000", "--max-connections", "1000",
                                            "--max-body-bytes", str(1 << 20)])
         uploads = []
         try:
+            at_start = server.status_field("VmRSS")
             for _ in range(100):
                 s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
                 s.sendall(b"POST /ignore-body HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n" +
@@ -456,7 +461,8 @@ class Suite:
                 uploads.append(s)
             time.sleep(1.0)
             rss = server.status_field("VmRSS")
-            assert rss < 50 * 1024 * 1024, f"RSS {rss / 2**20:.0f} MiB with 100 stalled uploads of 900 KiB"
+            assert rss - at_start < 20 * 1024 * 1024, (f"RSS {rss / 2**20:.0f} MiB, {at_start / 2**20:.0f} MiB at start, "
+                                                       "with 100 stalled uploads of 900 KiB")
             for s in uploads:
                 s.sendall(b"u" * (124 << 10) + b"GET /hello?next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             for s in uploads:

@@ -46,7 +46,9 @@ import traceback
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
+import processes  # noqa: E402
 from autobahn_cases import CASES  # noqa: E402
 from compression_cases import compression_cases  # noqa: E402
 from harness import Case, CaseFailure, Tester, select_cases  # noqa: E402
@@ -79,12 +81,7 @@ class ClientProcess:
         try:
             self.proc.wait(grace)
         except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            processes.stop(self.proc)
             return False
         return True
 

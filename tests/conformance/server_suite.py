@@ -38,6 +38,8 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from autobahn_cases import CASES  # noqa: E402
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import processes  # noqa: E402
 from compression_cases import compression_cases  # noqa: E402
 from harness import Case, CaseFailure, Tester, select_cases  # noqa: E402
 from pmdeflate import Codec, Negotiated, Params, check_response  # noqa: E402
@@ -270,14 +272,8 @@ class EchoServer:
         return "; stderr: " + " | ".join(list(self.stderr_tail)[-5:])
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        if self.proc is not None:
+            processes.stop(self.proc)
 
 
 # --------------------------------------------------------------------------------------------------

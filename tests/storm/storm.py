@@ -53,6 +53,9 @@ import time
 import zlib
 from collections import Counter, defaultdict, deque
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import processes  # noqa: E402
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 MAX_MESSAGE = 16 * 1024 * 1024   # duplex's default max_message_size
@@ -727,15 +730,9 @@ class Server:
 
     async def stop(self):
         """SIGTERM (graceful shutdown) to the server started here, by its PID; SIGKILL if it lingers."""
-        if not self.alive:
-            return self.process.returncode if self.process else None
-        self.process.terminate()
-        try:
-            return await asyncio.wait_for(self.process.wait(), 15)
-        except asyncio.TimeoutError:
-            self.process.kill()
-            await self.process.wait()
+        if self.process is None:
             return None
+        return await processes.stop_async(self.process, grace=15)
 
 
 async def poll(condition, seconds, step=0.25):
