@@ -40,6 +40,7 @@ import time
 import websockets
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import processes  # noqa: E402
 from checks import check, summary  # noqa: E402
 
 ROOMS = 6
@@ -187,14 +188,8 @@ class Process:
             self.process.send_signal(sig)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.signal(signal.SIGCONT)  # a node a check stopped must be running to answer SIGTERM
+        processes.stop(self.process)
 
 
 class Node(Process):
