@@ -3,7 +3,8 @@
 #   build-asan  AddressSanitizer + UndefinedBehaviorSanitizer (leaks included): the whole meson test
 #               suite (the Python-driven suites spawn the sanitized duplex-echo and clients) but the
 #               install test (suite "install": packaging, nothing for a sanitizer to see; 80 s of CI);
-#   build-tsan  ThreadSanitizer: the multi-threaded tests (suite "threads", tests/threads/).
+#   build-tsan  ThreadSanitizer: the multi-threaded tests (suite "threads": tests/threads/, and duplex-chat
+#               under the chat test and the three-node cluster test).
 # Any sanitizer report fails the run, also one from a process whose exit status nobody checks (a server
 # a test kills): ASan, LSan and TSan reports go to build-*/sanitizer-logs/ and every file there counts;
 # UBSan's (stderr only) are found in meson's test log, and halt_on_error ends the process that hit it.
@@ -91,7 +92,7 @@ for phase in "${phases[@]}"; do
       overall=1
       continue
     fi
-    meson compile -C "$dir" threads-test >"$dir.compile.log" 2>&1 || { tail -n 40 "$dir.compile.log"; overall=1; continue; }
+    meson compile -C "$dir" threads-test duplex-chat >"$dir.compile.log" 2>&1 || { tail -n 40 "$dir.compile.log"; overall=1; continue; }
     logs="$(pwd)/$dir/sanitizer-logs"
     # Kernels that randomise mmap with more bits than GCC 12's TSan expects (vm.mmap_rnd_bits > 28)
     # make it fail at start: run without ASLR where setarch may.
