@@ -25,20 +25,10 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import h2peer  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import check, summary  # noqa: E402
 
 import websockets  # noqa: E402
-
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name}" + (f": {detail}" if detail else ""))
 
 
 class DevTools:
@@ -145,10 +135,7 @@ def session(args, tls, label, extra):
             browser.kill()
             browser.wait()
         evidence = h2_evidence(net_log)
-        status, output = server.stop()
-        errors = [line for line in output.splitlines() if ": error:" in line]
-        check(f"{label}: duplex-echo exits 0 and logged no error (not even Chromium's RST_STREAM(CANCEL))",
-              status == 0 and not errors, "\n".join(errors) or output[-500:])
+        server.check_clean_exit(what=f"logged no error (not even for Chromium's RST_STREAM(CANCEL)), {label}")
         return evidence
     except Exception as e:  # noqa: BLE001 - any escape is a failure
         check(f"{label}: the Chromium session", False, f"{type(e).__name__}: {e}")
@@ -172,8 +159,7 @@ def main():
         print(f"FAIL: Chromium is missing ({args.chromium}): apt-get install chromium")
         print("0 passed, 1 failed")
         sys.exit(1)
-    subprocess.run(["bash", args.make_certs, args.certs], check=True, capture_output=True)
-    tls = ["--cert", os.path.join(args.certs, "server.pem"), "--key", os.path.join(args.certs, "server.key")]
+    _, tls = h2peer.make_certs(args.make_certs, args.certs)
     evidence = session(args, tls, "h2 and http/1.1 (the default)", [])
     if evidence is not None:
         check("Chromium got SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 and loaded the page over HTTP/2",
@@ -186,8 +172,7 @@ def main():
     if evidence is not None:
         check("control: over HTTP/1.1 the log shows neither HTTP/2 SETTINGS nor an extended CONNECT",
               evidence["connected"] and not evidence["settings"] and not evidence["connect"], f"{evidence}")
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed or not passed else 0)
+    sys.exit(summary())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """An HTTP/2 test peer on Debian's python3-h2 (4.1): plain requests, RFC 8441 WebSockets (frames built
 and parsed here, masked as a client must), and raw frames (hyperframe + hpack) for what h2 itself would
-refuse to send. Also starts and stops the server under test.
+refuse to send. Also starts and stops the server under test, makes its certificates and checks that it
+ended cleanly.
 
 Every wait is bounded: `wait_for` raises TimeoutError past its deadline.
 """
@@ -8,11 +9,11 @@ Every wait is bounded: `wait_for` raises TimeoutError past its deadline.
 import os
 import re
 import select
-import signal
 import socket
 import ssl
 import struct
 import subprocess
+import sys
 import time
 
 import h2.config
@@ -22,6 +23,9 @@ import h2.exceptions
 import h2.settings
 import hpack
 import hyperframe.frame
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import check  # noqa: E402
 
 STARTUP_TIMEOUT = 10.0
 
@@ -57,9 +61,11 @@ class Server:
         return self.process.poll() is None
 
     def stop(self, timeout=15.0):
-        """SIGTERM (the graceful shutdown); returns (exit status, everything it printed)."""
+        """SIGTERM (the graceful shutdown), SIGKILL past `timeout`; returns (exit status or None when it had
+        to be killed, everything it printed). Its output is read while it shuts down (communicate), so a
+        full pipe cannot stall it."""
         if self.alive():
-            self.process.send_signal(signal.SIGTERM)
+            self.process.terminate()
         try:
             out, _ = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -68,9 +74,24 @@ class Server:
             return None, "".join(self.lines) + out
         return self.process.returncode, "".join(self.lines) + out
 
+    def check_clean_exit(self, expected_error=lambda line: False, what="logged no error"):
+        """Stops the server and checks that it exited 0 and logged no error but those `expected_error`
+        accepts (the ones a test provoked on purpose)."""
+        status, output = self.stop()
+        errors = [line for line in output.splitlines() if ": error:" in line and not expected_error(line)]
+        check(f"{os.path.basename(self.process.args[0])} exits 0 and {what}", status == 0 and not errors,
+              "\n".join(errors) or output[-800:])
+
     def kill(self):
         if self.alive():
             self.process.kill()
+
+
+def make_certs(script, folder):
+    """Runs the sample's make-certs.sh into `folder`: (the CA file, the server's --cert/--key arguments)."""
+    subprocess.run(["bash", script, folder], check=True, capture_output=True)
+    return (os.path.join(folder, "ca.pem"),
+            ["--cert", os.path.join(folder, "server.pem"), "--key", os.path.join(folder, "server.key")])
 
 
 def connect(port, ca_file=None, alpn=("h2",), timeout=5.0):
@@ -141,28 +162,13 @@ class StreamState:
         self.auto_ack = True
 
 
-class Client:
-    """One HTTP/2 connection through python3-h2. `validate=False` lets h2 send what it would refuse."""
+class Connection:
+    """What both clients share: the socket, bounded reads and bounded waits. A subclass handles what it read
+    in `received(data)`."""
 
-    def __init__(self, port, ca_file=None, validate=True, settings=None):
+    def __init__(self, port, ca_file=None):
         self.sock = connect(port, ca_file)
-        config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
-                                           validate_outbound_headers=validate, normalize_outbound_headers=validate,
-                                           validate_inbound_headers=True)
-        self.conn = h2.connection.H2Connection(config=config)
-        if settings:  # sent in the first SETTINGS frame
-            self.conn.local_settings = h2.settings.Settings(client=True, initial_values=settings)
-        self.conn.initiate_connection()
-        self.streams = {}
-        self.goaway = None  # error code of the server's GOAWAY
-        self.server_settings = {}
         self.closed = False
-        self.flush()
-
-    def flush(self):
-        data = self.conn.data_to_send()
-        if data:
-            self.sock.sendall(data)
 
     def pump(self, timeout):
         """Reads what arrives within `timeout` once and handles it; False when the server closed."""
@@ -173,15 +179,56 @@ class Client:
             return True
         try:
             data = self.sock.recv(1 << 20)
-        except (ConnectionResetError, ssl.SSLError, OSError):
+        except OSError:  # ConnectionResetError and ssl.SSLError among them
             data = b""
         if not data:
             self.closed = True
             return False
+        self.received_data(data)
+        return True
+
+    def wait_for(self, predicate, timeout=10.0, what="the condition"):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out waiting for " + what)
+            if not self.pump(min(left, 0.2)) and not predicate():
+                raise ConnectionError("the server closed the connection while waiting for " + what)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Client(Connection):
+    """One HTTP/2 connection through python3-h2. `validate=False` lets h2 send what it would refuse."""
+
+    def __init__(self, port, ca_file=None, validate=True, settings=None):
+        super().__init__(port, ca_file)
+        config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
+                                           validate_outbound_headers=validate, normalize_outbound_headers=validate,
+                                           validate_inbound_headers=True)
+        self.conn = h2.connection.H2Connection(config=config)
+        if settings:  # sent in the first SETTINGS frame
+            self.conn.local_settings = h2.settings.Settings(client=True, initial_values=settings)
+        self.conn.initiate_connection()
+        self.streams = {}
+        self.goaway = None  # error code of the server's GOAWAY
+        self.server_settings = {}
+        self.flush()
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def received_data(self, data):
         for event in self.conn.receive_data(data):
             self.handle(event)
         self.flush()
-        return True
 
     def handle(self, event):
         stream = self.streams.get(getattr(event, "stream_id", None))
@@ -206,15 +253,6 @@ class Client:
             stream.reset = event.error_code
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.goaway = event.error_code
-
-    def wait_for(self, predicate, timeout=10.0, what="the condition"):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("timed out waiting for " + what)
-            if not self.pump(min(left, 0.2)) and not predicate():
-                raise ConnectionError("the server closed the connection while waiting for " + what)
 
     def wait_settings(self, timeout=5.0):
         self.wait_for(lambda: h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL in self.server_settings or
@@ -310,23 +348,15 @@ class Client:
         except h2.exceptions.StreamClosedError:
             self.sock.sendall(hyperframe.frame.RstStreamFrame(sid, error_code=code).serialize())
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-class RawClient:
+class RawClient(Connection):
     """HTTP/2 by hand, frame by frame (hyperframe + hpack), for what a well-behaved client never sends."""
 
     def __init__(self, port, ca_file=None):
-        self.sock = connect(port, ca_file)
+        super().__init__(port, ca_file)
         self.encoder = hpack.Encoder()
         self.decoder = hpack.Decoder()
         self.buffer = bytearray()
         self.frames = []
-        self.closed = False
         self.sock.sendall(PREFACE + hyperframe.frame.SettingsFrame(0).serialize())
 
     def send(self, *frames):
@@ -358,19 +388,7 @@ class RawClient:
             frame.flags.add("END_HEADERS")
         return frame
 
-    def pump(self, timeout):
-        if self.closed:
-            return False
-        readable, _, _ = select.select([self.sock], [], [], timeout)
-        if not readable and not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
-            return True
-        try:
-            data = self.sock.recv(1 << 20)
-        except OSError:
-            data = b""
-        if not data:
-            self.closed = True
-            return False
+    def received_data(self, data):
         self.buffer += data
         while len(self.buffer) >= 9:
             frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(self.buffer[:9]))
@@ -383,16 +401,6 @@ class RawClient:
             if isinstance(frame, (hyperframe.frame.HeadersFrame,)):
                 frame.decoded = self.decoder.decode(frame.data)
             self.frames.append(frame)
-        return True
-
-    def wait_for(self, predicate, timeout=10.0, what="the condition"):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("timed out waiting for " + what)
-            if not self.pump(min(left, 0.2)) and not predicate():
-                raise ConnectionError("the server closed the connection while waiting for " + what)
 
     def of_type(self, kind, sid=None):
         return [f for f in self.frames if isinstance(f, kind) and (sid is None or f.stream_id == sid)]
@@ -411,9 +419,3 @@ class RawClient:
     def rst(self, sid):
         frames = self.of_type(hyperframe.frame.RstStreamFrame, sid)
         return frames[0].error_code if frames else None
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass

@@ -17,12 +17,14 @@ failed, or when a peer (python3-h2) is missing.
 import argparse
 import os
 import select
-import subprocess
 import sys
 import time
 import traceback
 import zlib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import check, summary  # noqa: E402
 try:
     import h2.errors
     import h2.settings
@@ -32,19 +34,6 @@ except ImportError as missing:
     print(f"FAIL: the HTTP/2 peer is missing ({missing}): apt-get install python3-h2")
     print("0 passed, 1 failed")
     sys.exit(1)
-
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-
 
 def case(function):
     """Runs a case; an exception is its failure."""
@@ -386,8 +375,7 @@ def message_driven_api(target, binary, extra_args):
         check(f"{target.name}: --api handlers (map_websocket) accepts the extended CONNECT, echoes and closes",
               ok and opcode == OP_CLOSE and end.ended, f"ok {ok} opcode {opcode} ended {end.ended}")
         client.close()
-        status, output = server.stop()
-        check(f"{target.name}: --api handlers exits 0", status == 0, output[-300:])
+        server.check_clean_exit(what=f"logged no error, --api handlers over {target.name}")
     finally:
         server.kill()
 
@@ -433,9 +421,7 @@ def main():
     parser.add_argument("--make-certs", required=True)
     parser.add_argument("--certs", required=True)
     args = parser.parse_args()
-    subprocess.run(["bash", args.make_certs, args.certs], check=True, capture_output=True)
-    ca = os.path.join(args.certs, "ca.pem")
-    tls = ["--cert", os.path.join(args.certs, "server.pem"), "--key", os.path.join(args.certs, "server.key")]
+    ca, tls = h2peer.make_certs(args.make_certs, args.certs)
     urls = ["--urls", "http://127.0.0.1:0;https://127.0.0.1:0"]
     servers = []
     try:
@@ -462,16 +448,13 @@ def main():
             message_driven_api(target, args.echo, ["--h2c", *tls])
             graceful_shutdown(target, args.echo, ["--h2c", *tls])
         for server in servers:
-            status, output = server.stop()
             # The only errors logged: the handshakes refused on purpose (version 8), as over HTTP/1.1.
-            errors = [l for l in output.splitlines() if ": error:" in l and "Sec-WebSocket-Version" not in l]
-            check(f"{os.path.basename(server.process.args[0])} exits 0 and logged no other error",
-                  status == 0 and not errors, "\n".join(errors) or output[-800:])
+            server.check_clean_exit(lambda line: "Sec-WebSocket-Version" in line,
+                                    "logged no error but the refused version-8 handshakes")
     finally:
         for server in servers:
             server.kill()
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed or not passed else 0)
+    sys.exit(summary())
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #include <duplex/app/detail/file_sender.hpp>
 #include <duplex/app/detail/handler_failure.hpp>
 #include <duplex/app/detail/http2_connection.hpp>
+#include <duplex/app/detail/response_content.hpp>
 #include <duplex/app/http_context.hpp>
 #include <duplex/app/websocket_options.hpp>
 #include <duplex/config.hpp>
@@ -346,20 +347,7 @@ private:
     // Writes the response (a file body a chunk at a time); false when it could not be written in full.
     awaitable<bool> write_response(http_context& ctx, bool keep_alive) {
         auto& response = ctx.response;
-        // 1xx, 204 and 304 have no content and no Content-Length (RFC 9110 §8.6): a 304 saying 0 would
-        // contradict the 200 it stands for.
-        const auto status = response.status_code;
-        const bool no_content = status < 200 || status == 204 || status == 304;
-        if (no_content) {
-            response.body.clear();
-            response.file.reset();
-            response.headers.erase("Content-Length");
-        } else {
-            if (!response.body.empty() && !response.file && !response.headers.contains("Content-Type"))
-                response.headers.add("Content-Type", "text/plain; charset=utf-8");
-            response.headers.set("Content-Length",
-                                 std::to_string(response.file ? response.file->size() : response.body.size()));
-        }
+        settle_content_fields(response);
         response.headers.set("Connection", keep_alive ? "keep-alive" : "close");
         std::string head;
         http::write_response_head(head, response.status_code, response.headers);
