@@ -28,7 +28,8 @@
 // and /ws work over both; the WebSocket of an HTTP/2 connection is an RFC 8441 extended CONNECT. --h2c
 // makes http:// URLs accept HTTP/2 with prior knowledge too. --http2-limit sets one field of
 // app_options::http2_limits (max_concurrent_streams, max_header_list_size, initial_stream_window_size,
-// connection_window_size, stream_reset_burst, stream_reset_rate, max_continuations, max_settings).
+// connection_window_size, stream_reset_burst, stream_reset_rate, max_continuations, max_settings,
+// max_consecutive_empty_data_frames, max_window_updates_per_data_frame, max_priority_frames_per_stream).
 #include <duplex/duplex.hpp>
 
 #include "echo.hpp"
@@ -150,6 +151,9 @@ int main(int argc, char** argv) {
                                 : name == "stream_reset_rate"          ? set(limits.stream_reset_rate)
                                 : name == "max_continuations"          ? set(limits.max_continuations)
                                 : name == "max_settings"               ? set(limits.max_settings)
+                                : name == "max_consecutive_empty_data_frames" ? set(limits.max_consecutive_empty_data_frames)
+                                : name == "max_window_updates_per_data_frame" ? set(limits.max_window_updates_per_data_frame)
+                                : name == "max_priority_frames_per_stream"    ? set(limits.max_priority_frames_per_stream)
                                                                        : false);
             if (!known) {
                 std::cerr << "duplex-echo: --http2-limit needs NAME=VALUE with a known name and a positive value\n";

@@ -7,8 +7,10 @@ served after each attack by the same server. duplex-echo is started here with sm
 
 max_concurrent_streams (REFUSED_STREAM past it), max_header_list_size (431, also for an HPACK bomb that
 is small on the wire), stream_reset_burst/rate (rapid reset, CVE-2023-44487: GOAWAY), max_continuations
-(CONTINUATION flood: GOAWAY), max_settings (GOAWAY); and nghttp2's own bound on unread PING ACKs (a
-PING flood: GOAWAY(ENHANCE_YOUR_CALM)). Every wait is bounded; the last line is "N passed,
+(CONTINUATION flood: GOAWAY), max_settings (GOAWAY), and the floods of frames that give the server
+nothing (CVE-2019-9518 and kin: max_consecutive_empty_data_frames, max_window_updates_per_data_frame,
+max_priority_frames_per_stream, each GOAWAY(ENHANCE_YOUR_CALM)); and nghttp2's own bound on unread ACKs
+(PING and SETTINGS floods: GOAWAY(ENHANCE_YOUR_CALM)). Every wait is bounded; the last line is "N passed,
 M failed", and the exit status is 1 when anything failed or a peer library is missing.
 """
 
@@ -19,6 +21,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import check, summary  # noqa: E402
 try:
     import hyperframe.frame
     import h2peer
@@ -28,25 +32,17 @@ except ImportError as missing:
     print("0 passed, 1 failed")
     sys.exit(1)
 
-passed = failed = 0
-
 MAX_STREAMS = 4
 MAX_HEADER_LIST = 4096
 RESET_BURST = 10
 MAX_CONTINUATIONS = 8
 MAX_SETTINGS = 16
+MAX_EMPTY_DATA = 2
+WINDOW_UPDATES_PER_DATA = 10
+PRIORITY_PER_STREAM = 100
+ENHANCE_YOUR_CALM = 0xB
 
 REFUSED_STREAM = 0x7
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name}" + (f": {detail}" if detail else ""))
 
 
 def get(path="/", extra=()):
@@ -194,20 +190,21 @@ def settings_entries(port):
     raw.close()
 
 
-def ping_flood(port):
-    """PINGs sent without reading their ACKs: nghttp2 stops at its outbound-ACK bound (NGHTTP2_ERR_FLOODED)
-    and the connection ends with GOAWAY(ENHANCE_YOUR_CALM) rather than queueing ACKs without end."""
+def unread_ack_flood(port, name, frame, ack_type):
+    """Frames that each ask for an ACK (PING, SETTINGS; CVE-2019-9512/9515), sent without reading the ACKs:
+    nghttp2 stops at its outbound-ACK bound (NGHTTP2_ERR_FLOODED) and the connection ends with
+    GOAWAY(ENHANCE_YOUR_CALM) rather than queueing ACKs without end."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the ACKs back up in the server
     sock.connect(("127.0.0.1", port))
     sock.settimeout(3)
     sock.sendall(h2peer.PREFACE + hyperframe.frame.SettingsFrame(0).serialize())
-    pings = hyperframe.frame.PingFrame(0, opaque_data=b"12345678").serialize() * 1000
+    flood = frame.serialize() * 1000
     sent = 0
     started = time.monotonic()
     try:
         while time.monotonic() - started < 20:  # bounded: the server stops reading long before
-            sock.sendall(pings)
+            sock.sendall(flood)
             sent += 1000
     except OSError:
         pass
@@ -224,14 +221,90 @@ def ping_flood(port):
     sock.close()
     at, acks, goaway = 0, 0, None
     while at + 9 <= len(received):
-        length, kind = int.from_bytes(received[at:at + 3], "big"), received[at + 3]
-        acks += kind == 0x6
+        length, kind, flags = int.from_bytes(received[at:at + 3], "big"), received[at + 3], received[at + 4]
+        acks += kind == ack_type and flags & 0x1
         if kind == 0x7:
             goaway = int.from_bytes(received[at + 13:at + 17], "big")
         at += 9 + length
-    check(f"a PING flood ({sent} sent, their ACKs unread) ends with GOAWAY(ENHANCE_YOUR_CALM) after {acks} ACKs",
-          goaway == 0xB and acks < sent, f"goaway {goaway}, {acks} ACKs of {sent} PINGs")
-    still_serving(port, "PING flood")
+    check(f"a {name} flood ({sent} sent, their ACKs unread) ends with GOAWAY(ENHANCE_YOUR_CALM) after {acks} ACKs",
+          goaway == ENHANCE_YOUR_CALM and acks < sent, f"goaway {goaway}, {acks} ACKs of {sent} {name}s")
+    still_serving(port, f"{name} flood")
+
+
+def ping_flood(port):
+    unread_ack_flood(port, "PING", hyperframe.frame.PingFrame(0, opaque_data=b"12345678"), 0x6)
+
+
+def settings_flood(port):
+    unread_ack_flood(port, "SETTINGS", hyperframe.frame.SettingsFrame(0, settings={0x4: 65535}), 0x4)
+
+
+def ends_calmly(raw, what):
+    """Waits (bounded) for the connection's end; whether it came as GOAWAY(ENHANCE_YOUR_CALM)."""
+    try:
+        raw.wait_for(lambda: raw.goaway() is not None or raw.closed, 5, what)
+    except (TimeoutError, ConnectionError):
+        pass
+    return raw.goaway() is not None and raw.goaway().error_code == ENHANCE_YOUR_CALM
+
+
+def empty_data_flood(port):
+    """DATA frames with no payload and no END_STREAM (CVE-2019-9518): a few in a row are allowed, a frame
+    with payload starts the count over; past max_consecutive_empty_data_frames the connection ends."""
+    raw = h2peer.RawClient(port)
+    raw.send(raw.headers(1, connect_websocket(), end_stream=False))
+    raw.wait_for(lambda: raw.status(1) is not None, 5, "the 200")
+    echoed = b""
+    for word in (b"one", b"two", b"three"):
+        raw.send(*[raw.data(1, b"")] * MAX_EMPTY_DATA, raw.data(1, h2peer.ws_frame(OP_TEXT, word)))
+        raw.wait_for(lambda: word in raw.received(1)[0], 5, "the echo")
+        echoed += word
+    check(f"max_consecutive_empty_data_frames {MAX_EMPTY_DATA}: {MAX_EMPTY_DATA} empty DATA frames before each "
+          "message are let through, the WebSocket echoes", raw.goaway() is None and b"three" in raw.received(1)[0],
+          f"goaway {raw.goaway()}")
+    raw.send(*[raw.data(1, b"")] * 1000)
+    check(f"an empty DATA flood ({MAX_EMPTY_DATA + 1} and more in a row) ends the connection with "
+          "GOAWAY(ENHANCE_YOUR_CALM)", ends_calmly(raw, "GOAWAY"), f"goaway {raw.goaway()} closed {raw.closed}")
+    raw.close()
+    still_serving(port, "empty DATA flood")
+
+
+def window_update_flood(port):
+    """WINDOW_UPDATE frames far beyond what the DATA we sent calls for: the connection ends."""
+    raw = h2peer.RawClient(port)
+    raw.send(raw.headers(1, get("/")))
+    raw.wait_for(lambda: raw.received(1)[1], 5, "the page")
+    data_frames = len(raw.of_type(hyperframe.frame.DataFrame, 1))
+    within = 5 + WINDOW_UPDATES_PER_DATA * data_frames
+    # A client that reopens its windows after every DATA frame, and more: within the bound.
+    raw.send(*[hyperframe.frame.WindowUpdateFrame(0, window_increment=1)] * within)
+    raw.send(raw.headers(3, get("/")))
+    raw.wait_for(lambda: raw.received(3)[1] or raw.goaway() is not None, 5, "the page again")
+    check(f"max_window_updates_per_data_frame {WINDOW_UPDATES_PER_DATA}: {within} WINDOW_UPDATEs after "
+          f"{data_frames} DATA frames are fine", raw.goaway() is None and raw.status(3) == 200,
+          f"status {raw.status(3)} goaway {raw.goaway()}")
+    raw.send(*[hyperframe.frame.WindowUpdateFrame(0, window_increment=1)] * 2000)
+    check("a WINDOW_UPDATE flood (2,000 for a page) ends the connection with GOAWAY(ENHANCE_YOUR_CALM)",
+          ends_calmly(raw, "GOAWAY"), f"goaway {raw.goaway()} closed {raw.closed}")
+    raw.close()
+    still_serving(port, "WINDOW_UPDATE flood")
+
+
+def priority_flood(port):
+    """PRIORITY frames (deprecated by RFC 9113, each a change of nghttp2's priority tree; CVE-2019-9513's
+    resource loop): past max_priority_frames_per_stream per request the connection ends."""
+    raw = h2peer.RawClient(port)
+    raw.send(*[hyperframe.frame.PriorityFrame(3 + 2 * i, depends_on=1, stream_weight=16) for i in range(20)])
+    raw.send(raw.headers(1, get("/")))
+    raw.wait_for(lambda: raw.status(1) is not None or raw.goaway() is not None, 5, "the page")
+    check(f"max_priority_frames_per_stream {PRIORITY_PER_STREAM}: 20 PRIORITY frames are fine",
+          raw.status(1) == 200 and raw.goaway() is None, f"status {raw.status(1)} goaway {raw.goaway()}")
+    raw.send(*[hyperframe.frame.PriorityFrame(1001 + 2 * (i % 50), depends_on=1, stream_weight=16)
+               for i in range(2000)])
+    check("a PRIORITY flood (2,000 frames) ends the connection with GOAWAY(ENHANCE_YOUR_CALM)",
+          ends_calmly(raw, "GOAWAY"), f"goaway {raw.goaway()} closed {raw.closed}")
+    raw.close()
+    still_serving(port, "PRIORITY flood")
 
 
 def main():
@@ -240,22 +313,23 @@ def main():
     args = parser.parse_args()
     limits = [f"max_concurrent_streams={MAX_STREAMS}", f"max_header_list_size={MAX_HEADER_LIST}",
               f"stream_reset_burst={RESET_BURST}", "stream_reset_rate=1", f"max_continuations={MAX_CONTINUATIONS}",
-              f"max_settings={MAX_SETTINGS}"]
+              f"max_settings={MAX_SETTINGS}", f"max_consecutive_empty_data_frames={MAX_EMPTY_DATA}",
+              f"max_window_updates_per_data_frame={WINDOW_UPDATES_PER_DATA}",
+              f"max_priority_frames_per_stream={PRIORITY_PER_STREAM}"]
     server = h2peer.Server(args.echo, ["--urls", "http://127.0.0.1:0", "--h2c",
                                        *[a for limit in limits for a in ("--http2-limit", limit)]])
     try:
         port = server.port("http")
-        for test in (concurrent_streams, header_list_size, rapid_reset, continuation_flood, settings_entries, ping_flood):
+        for test in (concurrent_streams, header_list_size, rapid_reset, continuation_flood, settings_entries, ping_flood,
+                     settings_flood, empty_data_flood, window_update_flood, priority_flood):
             try:
                 test(port)
             except Exception as e:  # noqa: BLE001 - any escape is a failed case
                 check(test.__name__.replace("_", " "), False, f"{type(e).__name__}: {e}")
-        status, output = server.stop()
-        check("duplex-echo exits 0 and logged no error", status == 0 and ": error:" not in output, output[-800:])
+        server.check_clean_exit()
     finally:
         server.kill()
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed or not passed else 0)
+    sys.exit(summary())
 
 
 if __name__ == "__main__":

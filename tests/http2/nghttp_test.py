@@ -8,7 +8,8 @@ started here:
 
 The same pipeline as over HTTP/1.1: middleware order, map, query, 404, 500, request bodies (413 past
 max_request_body_size, 100-continue), HEAD, static files, many requests on one connection; ALPN choices
-(https_options::protocols) and an http:// endpoint without h2c. Every run of nghttp is bounded by a
+(https_options::protocols) and an http:// endpoint without h2c; request_timeout for a request head that
+does not complete (raw frames). Every run of nghttp is bounded by a
 timeout; the last line is "N passed, M failed", and the exit status is 1 when anything failed, or when
 nghttp is missing.
 """
@@ -20,24 +21,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import h2peer  # noqa: E402  (starting and stopping the servers)
+import hpack  # noqa: E402
+import hyperframe.frame  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import check, summary  # noqa: E402
 
 NGHTTP = shutil.which("nghttp")
 TIMEOUT = 20
-
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name}" + (f": {detail}" if detail else ""))
 
 
 def nghttp(*args, stdout_only=False):
@@ -101,6 +95,44 @@ def suite(name, base, wwwroot):
           code == 0 and len(rows) == 20 and all(r == b"200" for r in rows), out[-600:])
 
 
+def slow_request_head(port, timeout_s):
+    """A header block begun and never ended blocks its connection (RFC 9113 §6.10): past request_timeout
+    the connection ends with GOAWAY(INTERNAL_ERROR), as Kestrel's RequestHeadersTimeout. One completed
+    in pieces within it is a request."""
+    block = hpack.Encoder().encode([(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"),
+                                    (":path", "/hello")])
+
+    def begin_head():
+        raw = h2peer.RawClient(port)
+        # The server's SETTINGS is read and acknowledged first: nothing may come between HEADERS and its
+        # CONTINUATIONs, so the client reads nothing until the block is sent.
+        raw.wait_for(lambda: raw.of_type(hyperframe.frame.SettingsFrame), 5, "the server's SETTINGS")
+        raw.send(hyperframe.frame.HeadersFrame(1, data=block[:5], flags=["END_STREAM"]))
+        return raw, time.monotonic()
+
+    raw, _ = begin_head()
+    time.sleep(timeout_s / 3)
+    raw.send(hyperframe.frame.ContinuationFrame(1, data=block[5:], flags=["END_HEADERS"]))
+    raw.wait_for(lambda: raw.status(1) is not None or raw.goaway() is not None, 5, "the answer")
+    check("request_timeout: a request head completed in pieces within it is answered", raw.status(1) == 200,
+          f"status {raw.status(1)} goaway {raw.goaway()}")
+    raw.close()
+    raw, started = begin_head()
+    time.sleep(timeout_s / 2)
+    # A CONTINUATION that does not end the block leaves it incomplete.
+    raw.send(hyperframe.frame.ContinuationFrame(1, data=block[5:6]))
+    try:
+        raw.wait_for(lambda: raw.goaway() is not None or raw.closed, timeout_s + 5, "GOAWAY")
+    except (TimeoutError, ConnectionError):
+        pass
+    waited = time.monotonic() - started
+    goaway = raw.goaway()
+    check(f"request_timeout: a request head left incomplete ends the connection with GOAWAY(INTERNAL_ERROR) "
+          f"after {waited:.1f} s", goaway is not None and goaway.error_code == 0x2 and
+          waited >= timeout_s * 0.9, f"goaway {goaway} closed {raw.closed}")
+    raw.close()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--app-server", required=True)
@@ -112,18 +144,20 @@ def main():
         print("FAIL: nghttp is missing: apt-get install nghttp2-client")
         print("0 passed, 1 failed")
         sys.exit(1)
-    subprocess.run(["bash", args.make_certs, args.certs], check=True, capture_output=True)
-    tls = ["--cert", os.path.join(args.certs, "server.pem"), "--key", os.path.join(args.certs, "server.key")]
+    ca, tls = h2peer.make_certs(args.make_certs, args.certs)
     wwwroot = tempfile.mkdtemp(prefix="duplex-h2-www-")
     with open(os.path.join(wwwroot, "page.html"), "wb") as page:
         page.write(b"<!doctype html><title>h2</title>" + b"<p>static</p>\n" * 3000)
     servers = []
+    request_timeout_s = 3
     try:
         app = h2peer.Server(args.app_server, ["--urls", "http://127.0.0.1:0;https://127.0.0.1:0", "--h2c",
-                                              "--wwwroot", wwwroot, "--request-timeout-ms", "3000", *tls])
+                                              "--wwwroot", wwwroot, "--request-timeout-ms",
+                                              str(request_timeout_s * 1000), *tls])
         servers.append(app)
         suite("h2c", f"http://127.0.0.1:{app.port('http')}", wwwroot)
         suite("h2", f"https://127.0.0.1:{app.port('https')}", wwwroot)
+        slow_request_head(app.port("http"), request_timeout_s)
 
         # http:// without --h2c: HTTP/1.1 only, as before; the preface is refused (505).
         plain = h2peer.Server(args.echo, ["--urls", "http://127.0.0.1:0"])
@@ -141,7 +175,7 @@ def main():
         status, _, body, _, _ = fetch(f"https://127.0.0.1:{h2only.port('https')}/")
         check("--http-protocols http2: h2 serves the page", status == 200 and b"WebSocket" in body, f"{status}")
         import ssl
-        context = ssl.create_default_context(cafile=os.path.join(args.certs, "ca.pem"))
+        context = ssl.create_default_context(cafile=ca)
         context.set_alpn_protocols(["http/1.1"])
         sock = context.wrap_socket(h2peer.connect(h2only.port("https")), server_hostname="127.0.0.1")
         sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -153,16 +187,12 @@ def main():
         check("--http-protocols http2: a client that chose http/1.1 is disconnected", answer == b"", f"{answer!r}")
         sock.close()
         for server in servers:
-            status, output = server.stop()
-            errors = [l for l in output.splitlines() if ": error:" in l and "/throw" not in l]
-            check(f"{os.path.basename(server.process.args[0])} exits 0 and logged no unexpected error",
-                  status == 0 and not errors, "\n".join(errors) or output[-500:])
+            server.check_clean_exit(lambda line: "/throw" in line, "logged no error but the handler's that throws")
     finally:
         for server in servers:
             server.kill()
         shutil.rmtree(wwwroot, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed or not passed else 0)
+    sys.exit(summary())
 
 
 if __name__ == "__main__":

@@ -32,6 +32,15 @@ struct http2_limits {
     std::size_t max_continuations = 8;
     // Entries in one SETTINGS frame; more end the connection (nghttp2's default).
     std::size_t max_settings = 32;
+    // Frames that cost the server work and give it nothing (CVE-2019-9518 and kin). Past each bound the
+    // connection ends with GOAWAY(ENHANCE_YOUR_CALM). Defaults are Netty's and Envoy's.
+    // DATA frames without payload and without END_STREAM in a row (a frame with payload starts over).
+    std::uint32_t max_consecutive_empty_data_frames = 2;
+    // WINDOW_UPDATE frames received per DATA frame sent (a client reopens windows as it takes what we
+    // send: two per frame, its stream's and its connection's), beyond 5 + 2 per request.
+    std::uint32_t max_window_updates_per_data_frame = 10;
+    // PRIORITY frames (RFC 9113 deprecates them) received per request, plus that many before the first.
+    std::uint32_t max_priority_frames_per_stream = 100;
 };
 
 }  // namespace duplex

@@ -19,6 +19,9 @@
 //   nghttp2_ssize-like read_body(void* source, std::int32_t id, std::uint8_t* buffer, std::size_t length,
 //                                std::uint32_t* data_flags)           the body of a submitted response
 // Returning nonzero from the first six ends the connection (NGHTTP2_ERR_CALLBACK_FAILURE).
+//
+// Floods of frames that nghttp2 accepts one by one (empty DATA, WINDOW_UPDATE, PRIORITY: http2_limits)
+// are counted here, from every frame's header: past a bound receive() fails with NGHTTP2_ERR_FLOODED.
 #pragma once
 
 #include <duplex/http2/limits.hpp>
@@ -45,9 +48,10 @@ inline nghttp2_nv field(std::string_view name, std::string_view value) noexcept 
 template <class Events>
 class server_session {
 public:
-    server_session(Events& events, const http2_limits& limits) : events_(events) {
+    server_session(Events& events, const http2_limits& limits) : events_(events), limits_(limits) {
         nghttp2_session_callbacks* callbacks = nullptr;
         if (nghttp2_session_callbacks_new(&callbacks) != 0) throw std::bad_alloc();
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, &on_begin_frame);
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &on_begin_headers);
         nghttp2_session_callbacks_set_on_header_callback(callbacks, &on_header);
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &on_frame_recv);
@@ -91,8 +95,11 @@ public:
     int receive(std::span<const std::byte> bytes) {
         const auto n = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(bytes.data()),
                                                 bytes.size());
-        return n < 0 ? static_cast<int>(n) : 0;
+        if (n >= 0) return 0;
+        return flood_.empty() ? static_cast<int>(n) : NGHTTP2_ERR_FLOODED;
     }
+    // Which flood ended the connection (receive() gave NGHTTP2_ERR_FLOODED for it), or empty.
+    std::string_view flood() const noexcept { return flood_; }
 
     // Appends the frames ready to go to `out` until it holds at least `enough` bytes or nothing is
     // ready; 0, or nghttp2's (fatal) error.
@@ -159,6 +166,38 @@ private:
     static server_session& self(void* user_data) noexcept { return *static_cast<server_session*>(user_data); }
     static int failed(int rv) noexcept { return rv == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE; }
 
+    // Every frame's header, before nghttp2 acts on it (also frames on closed streams, which it ignores).
+    static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* frame, void* user_data) {
+        auto& s = self(user_data);
+        auto& seen = s.seen_;
+        const auto& limits = s.limits_;
+        switch (frame->type) {
+        case NGHTTP2_HEADERS:
+            ++seen.headers;
+            seen.empty_data_in_a_row = 0;
+            return 0;
+        case NGHTTP2_DATA:
+            if (frame->length != 0 || (frame->flags & NGHTTP2_FLAG_END_STREAM) != 0) seen.empty_data_in_a_row = 0;
+            else if (++seen.empty_data_in_a_row > limits.max_consecutive_empty_data_frames)
+                return s.flooded("empty DATA frames past max_consecutive_empty_data_frames");
+            return 0;
+        case NGHTTP2_WINDOW_UPDATE:
+            if (++seen.window_updates >
+                5 + 2 * seen.headers + std::uint64_t{limits.max_window_updates_per_data_frame} * seen.data_sent)
+                return s.flooded("WINDOW_UPDATE frames past max_window_updates_per_data_frame");
+            return 0;
+        case NGHTTP2_PRIORITY:
+            if (++seen.priorities > std::uint64_t{limits.max_priority_frames_per_stream} * (seen.headers + 1))
+                return s.flooded("PRIORITY frames past max_priority_frames_per_stream");
+            return 0;
+        default: return 0;
+        }
+    }
+    int flooded(std::string_view which) noexcept {
+        flood_ = which;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+
     static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
         if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
         return failed(self(user_data).events_.on_begin_request(frame->hd.stream_id));
@@ -195,6 +234,7 @@ private:
     }
 
     static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+        if (frame->hd.type == NGHTTP2_DATA) ++self(user_data).seen_.data_sent;
         if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
             (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0)
             self(user_data).events_.on_response_end(frame->hd.stream_id);
@@ -207,6 +247,13 @@ private:
     }
 
     Events& events_;
+    const http2_limits limits_;
+    // What the flood bounds are measured against.
+    struct frame_counts {
+        std::uint64_t headers = 0, data_sent = 0, window_updates = 0, priorities = 0;
+        std::uint32_t empty_data_in_a_row = 0;
+    } seen_;
+    std::string_view flood_;
     nghttp2_session* session_ = nullptr;
 };
 

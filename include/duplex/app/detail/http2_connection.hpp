@@ -16,6 +16,7 @@
 #include <duplex/app/accept_context.hpp>
 #include <duplex/app/detail/app_core.hpp>
 #include <duplex/app/detail/handler_failure.hpp>
+#include <duplex/app/detail/response_content.hpp>
 #include <duplex/app/http_context.hpp>
 #include <duplex/app/websocket_options.hpp>
 #include <duplex/config.hpp>
@@ -103,7 +104,8 @@ public:
           writer_wake_(executor_, asio::steady_timer::time_point::max()),
           ended_(executor_, asio::steady_timer::time_point::max()),
           idle_(executor_),
-          write_deadline_(executor_) {}
+          write_deadline_(executor_),
+          request_head_deadline_(executor_) {}
 
     // Serves the connection until its end; `prefix` is what was read before it was known to be HTTP/2.
     awaitable<void> run(std::span<const std::byte> prefix) {
@@ -151,6 +153,7 @@ public:
 
     int on_begin_request(std::int32_t id) {
         streams_.insert_or_assign(id, std::make_shared<request_stream>(*this, id));
+        head_pending_ = id;
         return 0;
     }
 
@@ -183,6 +186,7 @@ public:
     }
 
     int on_request(std::int32_t id, bool end_stream) {
+        head_complete(id);
         const auto stream = find(id);
         if (!stream) return 0;
         stream->request_ended = end_stream;
@@ -251,6 +255,7 @@ public:
     }
 
     int on_stream_close(std::int32_t id, std::uint32_t error_code) {
+        head_complete(id);
         const auto it = streams_.find(id);
         if (it == streams_.end()) return 0;
         const auto stream = it->second;
@@ -322,9 +327,14 @@ private:
     bool feed(std::span<const std::byte> bytes) {
         const int rv = session_.receive(bytes);
         wake_writer();
-        if (rv == 0) return true;
-        core_.log(log_level::debug, "HTTP/2 connection from " + peer_ + " ended: " + nghttp2_strerror(rv));
-        // A flood (CONTINUATION frames past max_continuations, control frames we are not let to answer)
+        if (rv == 0) {
+            if (head_pending_ != 0 && head_timed_ != head_pending_) arm_request_head_deadline();
+            return true;
+        }
+        core_.log(log_level::debug, "HTTP/2 connection from " + peer_ + " ended: " + nghttp2_strerror(rv) +
+                                        (session_.flood().empty() ? "" : " (" + std::string(session_.flood()) + ")"));
+        // A flood (CONTINUATION frames past max_continuations, control frames we are not let to answer,
+        // frames that give us nothing: server_session counts them)
         // is told ENHANCE_YOUR_CALM; a client that is not speaking HTTP/2 at all is told nothing.
         if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS || rv == NGHTTP2_ERR_FLOODED) session_.terminate(NGHTTP2_ENHANCE_YOUR_CALM);
         else if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC) session_.terminate(NGHTTP2_INTERNAL_ERROR);
@@ -389,6 +399,27 @@ private:
         write_deadline_.cancel();
     }
 
+    // A request head (HEADERS and its CONTINUATIONs) not complete within request_timeout of the read that
+    // left it incomplete blocks the whole connection (a slowloris): the connection ends with
+    // GOAWAY(INTERNAL_ERROR), as Kestrel's RequestHeadersTimeout does. CONTINUATIONs do not extend it.
+    void arm_request_head_deadline() {
+        head_timed_ = head_pending_;
+        request_head_deadline_.expires_after(core_.options.request_timeout);
+        request_head_deadline_.async_wait([weak = this->weak_from_this(), id = head_timed_](std::error_code ec) {
+            const auto connection = weak.lock();
+            if (!connection || ec || connection->head_pending_ != id) return;
+            connection->core_.log(log_level::debug, "HTTP/2 connection from " + connection->peer_ + " ended: the head of stream " +
+                                                        std::to_string(id) + " was not complete within request_timeout");
+            connection->session_.terminate(NGHTTP2_INTERNAL_ERROR);
+            connection->wake_writer();
+        });
+    }
+    void head_complete(std::int32_t id) {
+        if (id != head_pending_) return;
+        head_pending_ = 0;
+        if (head_timed_ == id) request_head_deadline_.cancel();
+    }
+
     // A connection with no stream for idle_timeout says GOAWAY and ends.
     void arm_idle() {
         idle_.expires_after(core_.options.idle_timeout);
@@ -439,17 +470,7 @@ private:
             response.status_code = 500;
         }
         const auto status = response.status_code;
-        const bool no_content = status == 204 || status == 304;
-        if (no_content) {
-            response.body.clear();
-            response.file.reset();
-            response.headers.erase("Content-Length");
-        } else {
-            if (!response.body.empty() && !response.file && !response.headers.contains("Content-Type"))
-                response.headers.add("Content-Type", "text/plain; charset=utf-8");
-            response.headers.set("Content-Length",
-                                 std::to_string(response.file ? response.file->size() : response.body.size()));
-        }
+        const bool no_content = !settle_content_fields(response);
         std::vector<std::string> names;
         names.reserve(response.headers.size());
         std::vector<nghttp2_nv> fields;
@@ -598,6 +619,10 @@ private:
     asio::steady_timer ended_;  // wakes run() when the writer or the last pipeline ends
     asio::steady_timer idle_;
     asio::steady_timer write_deadline_;
+    // request_timeout for a header block that has begun and not ended (at most one: RFC 9113 §6.10 lets
+    // no other frame in between), armed for `head_timed_` once a read leaves it incomplete.
+    asio::steady_timer request_head_deadline_;
+    std::int32_t head_pending_ = 0, head_timed_ = 0;
     std::unordered_map<std::int32_t, std::shared_ptr<request_stream>> streams_;
     std::size_t pipelines_ = 0;
     bool reading_ = true;
