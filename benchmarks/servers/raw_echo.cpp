@@ -8,7 +8,8 @@
 // buffer. Only a partial record (or what the peer has not taken yet) is kept per connection, so an idle
 // connection holds a file descriptor and a few dozen bytes. Records are echoed only once complete, like
 // a message-based echo has to.
-#include <arpa/inet.h>
+#include "listen.hpp"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -221,32 +222,6 @@ private:
     std::unique_ptr<char[]> buffer_;
 };
 
-int listen_on(std::string_view url) {
-    if (url.starts_with("http://")) url.remove_prefix(7);
-    if (url.ends_with('/')) url.remove_suffix(1);
-    const auto colon = url.rfind(':');
-    if (colon == std::string_view::npos) return -1;
-    std::string host(url.substr(0, colon));
-    if (host == "localhost") host = "127.0.0.1";
-    const int port = std::atoi(std::string(url.substr(colon + 1)).c_str());
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) return -1;
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    const int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, SOMAXCONN) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    std::printf("raw-echo listening on http://%s:%u\n", host.c_str(), ntohs(addr.sin_port));
-    std::fflush(stdout);
-    return fd;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -265,7 +240,7 @@ int main(int argc, char** argv) {
     on_stop.sa_handler = [](int) { stop_requested = 1; };
     sigaction(SIGINT, &on_stop, nullptr);
     sigaction(SIGTERM, &on_stop, nullptr);
-    const int listener = listen_on(url);
+    const int listener = bench::listen_on(url, "raw-echo");
     if (listener < 0) {
         std::fprintf(stderr, "raw-echo: cannot listen on %s\n", url.c_str());
         return 1;
