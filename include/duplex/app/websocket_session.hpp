@@ -190,15 +190,28 @@ private:
         receive(asio::mutable_buffer{}, &websocket_session::on_message_ready);
     }
 
+    // What has arrived together is handled in one turn of the event loop: a piece already buffered
+    // completes inline, up to inline_receives in a row on this thread (then one completion is posted and
+    // the stack unwinds), so that what the handlers send for those messages leaves in one write. Posting
+    // every completion made a stream of small requests cost a write each (benchmarks/run --fanout: 7.9 µs
+    // of server CPU per delivery instead of 1.1-1.5). Not while the socket is at its backpressure limit:
+    // then the write gets its turn first, as before, rather than the next message's send being dropped.
+    static constexpr int inline_receives = 16;
     template <class Next>
     void receive(asio::mutable_buffer into, Next next) {
         receive_pending_ = true;
-        socket().start_receive(into, detail::receive_completion(
-                                         [self = this->shared_from_this(), next](std::error_code ec, receive_result r) {
-                                             self->receive_pending_ = false;
-                                             ((*self).*next)(ec, std::move(r));
-                                         },
-                                         executor_));
+        detail::receive_completion completion(
+            [self = this->shared_from_this(), next](std::error_code ec, receive_result r) {
+                self->receive_pending_ = false;
+                ((*self).*next)(ec, std::move(r));
+            },
+            executor_);
+        thread_local int nested = 0;
+        if (nested == inline_receives || socket().buffered_amount() >= route_->handlers.backpressure.max_backpressure_bytes)
+            return socket().start_receive(into, std::move(completion));
+        ++nested;
+        socket().start_receive_now(into, std::move(completion));
+        --nested;
     }
 
     void on_message_ready(std::error_code ec, receive_result r) {

@@ -51,6 +51,9 @@ public:
     virtual awaitable<void> close_output(close_status status, std::string_view description) = 0;
     // The token forms of receive and send: completion handlers instead of a coroutine.
     virtual void start_receive(asio::mutable_buffer buffer, receive_completion completion) = 0;
+    // start_receive for a caller that takes its completion inline, from within this call, when the piece
+    // is ready without waiting (the message-driven API, which bounds how many in a row run so).
+    virtual void start_receive_now(asio::mutable_buffer buffer, receive_completion completion) = 0;
     virtual void start_send(asio::const_buffer data, message_type type, bool end_of_message, message_flags flags,
                             send_completion completion) = 0;
     // Sends that never wait (pub/sub, the message-driven API): see ws::detail::stream_core.

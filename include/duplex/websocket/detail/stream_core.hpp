@@ -173,7 +173,12 @@ public:
     awaitable<void> send(asio::const_buffer data, message_type type, bool end_of_message, message_flags flags) override;
 
     // The same, driven by completion handlers, for the token forms (impl/async_ops.hpp).
-    void start_receive(asio::mutable_buffer buffer, duplex::detail::receive_completion completion) override;
+    void start_receive(asio::mutable_buffer buffer, duplex::detail::receive_completion completion) override {
+        start_token_receive(buffer, std::move(completion), false);
+    }
+    void start_receive_now(asio::mutable_buffer buffer, duplex::detail::receive_completion completion) override {
+        start_token_receive(buffer, std::move(completion), true);
+    }
     void start_send(asio::const_buffer data, message_type type, bool end_of_message, message_flags flags,
                     duplex::detail::send_completion completion) override;
 
@@ -329,7 +334,9 @@ private:
     };
     decompressed_piece decompress_piece(asio::mutable_buffer buffer);
 
-    // The token forms' receive (impl/async_ops.hpp).
+    // The token forms' receive (impl/async_ops.hpp); `inline_ok`: a piece ready at once completes from
+    // within the call (start_receive_now), else it is posted (Asio's rule for initiating functions).
+    void start_token_receive(asio::mutable_buffer buffer, duplex::detail::receive_completion completion, bool inline_ok);
     void continue_token_receive(receive_step step, bool initiating);
     void on_token_receive_read(std::error_code ec, std::size_t n, bool into_caller, bool peek,
                                std::chrono::steady_clock::duration started);

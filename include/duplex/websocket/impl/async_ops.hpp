@@ -11,12 +11,13 @@
 namespace duplex::ws::detail {
 
 template <class Next>
-inline void stream_core<Next>::start_receive(asio::mutable_buffer buffer, duplex::detail::receive_completion completion) {
+inline void stream_core<Next>::start_token_receive(asio::mutable_buffer buffer,
+                                                   duplex::detail::receive_completion completion, bool inline_ok) {
     if (!can_start_here()) {
         asio::post(next_.get_executor(), asio::bind_allocator(duplex::detail::handler_allocator<void>{},
-                                                              [self = this->shared_from_this(), buffer,
+                                                              [self = this->shared_from_this(), buffer, inline_ok,
                                                                c = std::move(completion)]() mutable {
-                                                                  self->start_receive(buffer, std::move(c));
+                                                                  self->start_token_receive(buffer, std::move(c), inline_ok);
                                                               }));
         return;
     }
@@ -25,13 +26,15 @@ inline void stream_core<Next>::start_receive(asio::mutable_buffer buffer, duplex
         check_can_receive();
         step = parse_step(buffer);
     } catch (...) {
-        completion.post(duplex::detail::error_code_of(std::current_exception()), receive_result{});
+        const auto ec = duplex::detail::error_code_of(std::current_exception());
+        if (inline_ok) completion.complete(ec, receive_result{});
+        else completion.post(ec, receive_result{});
         return;
     }
     receiving_ = true;
     token_receive_.buffer = buffer;
     token_receive_.completion = std::move(completion);
-    continue_token_receive(std::move(step), true);
+    continue_token_receive(std::move(step), !inline_ok);
 }
 
 // As next_piece's loop: deliver, read, or hand the rare cases to the coroutine.
