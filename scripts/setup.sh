@@ -4,10 +4,18 @@
 #   scripts/setup.sh          everything: the packages the tests need too, and every target
 #   scripts/setup.sh sample   only what the echo sample needs: its packages, and duplex-echo alone
 #                             (scripts/run-echo.sh; about a minute instead of about eight)
+#
+# DUPLEX_BENCHMARKS=false leaves the benchmarks out of build/ (CI does: they carry no test, benchmarks/run
+# builds them optimised in a directory of its own, and they are about three minutes of CI's build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scope=${1:-all}
+benchmarks=${DUPLEX_BENCHMARKS:-true}
+case "$benchmarks" in
+  true | false) ;;
+  *) echo "$0: DUPLEX_BENCHMARKS is true or false" >&2; exit 2 ;;
+esac
 case "$scope" in
   sample | all) ;;
   *) echo "usage: $0 [sample|all]" >&2; exit 2 ;;
@@ -49,7 +57,7 @@ else
     # A build/ that the sample configured gets the tests and benchmarks back (and a relocatable duplex.pc,
     # which the install test stages under a temporary folder).
     # Only when something differs: `meson configure` makes the next build regenerate.
-    wanted=(tests=true benchmarks=true pkgconfig.relocatable=true)
+    wanted=(tests=true "benchmarks=$benchmarks" pkgconfig.relocatable=true)
     current=$(meson introspect --buildoptions build | /usr/bin/python3 -c '
 import json, sys
 for option in json.load(sys.stdin):
@@ -58,7 +66,7 @@ for option in json.load(sys.stdin):
       grep -qxF "$option" <<<"$current" || { meson configure build "${wanted[@]/#/-D}"; break; }
     done
   else
-    meson setup build --buildtype=debugoptimized
+    meson setup build --buildtype=debugoptimized -Dbenchmarks="$benchmarks"
   fi
   meson compile -C build
 fi
