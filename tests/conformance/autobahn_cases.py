@@ -433,7 +433,7 @@ def section_6_4():
             t.check_violations()
             if t.closed_or_failed():
                 t.fail("the connection was closed (%s) while the text so far was a valid UTF-8 prefix" % (
-                    describe_close(t.conn.close) if t.conn.close else "TCP closed"))
+                    describe_close(t.conn.close) if t.conn.close else t.conn.ended()))
             if t.conn.events:
                 t.fail("unexpected events for an unfinished message: %s" % describe_events(t.conn.events))
             t.raw(parts[1])
@@ -443,7 +443,7 @@ def section_6_4():
                 t.fail("not fail-fast: no close frame within %.1f s after the invalid octet; after the rest of the "
                        "message was sent the peer answered with %s" % (
                            FAIL_FAST_WAIT, describe_close(t.conn.close) if t.conn.close else
-                           ("TCP close" if t.conn.eof else "nothing")))
+                           (t.conn.ended() if t.conn.eof else "nothing")))
             t.expect_fail(1007)
         return run
 

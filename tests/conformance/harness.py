@@ -12,7 +12,8 @@ A case is a function taking a `Tester`: it sends frames through `t.frame(...)`, 
 The TCP rule follows the roles (RFC 6455 7.1.1): the server closes the TCP connection first.
   Our role "client" (server suite): after the close frames, the server must close TCP within
     EOF_TIMEOUT; when the server fails the connection we do not answer its close frame, it must
-    close TCP on its own (7.1.7).
+    close TCP on its own (7.1.7). Over HTTP/2 (RFC 8441) the WebSocket's stream takes the place of the
+    TCP connection: the server must end it (END_STREAM, or RST_STREAM as a TCP reset).
   Our role "server" (client suite): after the close handshake we close TCP; the client must not have
     closed it before us. When the client fails the connection we answer its close and close TCP.
 """
@@ -163,8 +164,8 @@ class Tester:
             self.fail("%s sent %s, expected %s first (got %s)" % (self.peer_name(), describe_close(conn.close),
                                                                   describe_events(expected), describe_events(got)))
         if conn.eof:
-            self.fail("TCP connection %s without a close frame; expected %s, got %s" % (
-                "reset" if conn.reset else "closed", describe_events(expected), describe_events(got)))
+            self.fail("%s without a close frame; expected %s, got %s" % (
+                conn.ended(), describe_events(expected), describe_events(got)))
         if len(got) < len(expected):
             self.fail("timeout after %.1f s: expected %s, got %s" % (timeout, describe_events(expected),
                                                                    describe_events(got)))
@@ -181,8 +182,8 @@ class Tester:
         self.check_violations()
         if conn.close is None:
             if conn.eof:
-                self.fail("TCP connection %s without a close frame in reply to ours (got %s)" % (
-                    "reset" if conn.reset else "closed", describe_events(conn.events)))
+                self.fail("%s without a close frame in reply to ours (got %s)" % (
+                    conn.ended(), describe_events(conn.events)))
             self.fail("no close frame within %.1f s after ours (got %s)" % (timeout, describe_events(conn.events)))
         self.check_events(events, "before the close frame")
         got_code, got_reason, raw = conn.close
@@ -203,8 +204,8 @@ class Tester:
         self.check_violations()
         if conn.close is None:
             if conn.eof:
-                self.fail("TCP connection %s without a close frame (expected close %d; got %s)" % (
-                    "reset" if conn.reset else "closed", code, describe_events(conn.events)))
+                self.fail("%s without a close frame (expected close %d; got %s)" % (
+                    conn.ended(), code, describe_events(conn.events)))
             self.fail("the %s did not fail the connection: no close frame within %.1f s (expected %d; got %s)" % (
                 self.peer_name(), timeout, code, describe_events(conn.events)))
         self.check_events(events, "before the close frame")
@@ -217,13 +218,12 @@ class Tester:
         conn = self.conn
         if self.role == "client":
             if not conn.run_until(lambda: conn.eof, EOF_TIMEOUT):
-                self.fail("the server sent %s but did not close the TCP connection within %.1f s%s" % (
-                    describe_close(conn.close), EOF_TIMEOUT,
-                    "" if conn.sent_close else " (RFC 6455 7.1.7: failing the connection closes TCP without"
+                self.fail("the server sent %s but did not close the %s within %.1f s%s" % (
+                    describe_close(conn.close), conn.carrier, EOF_TIMEOUT,
+                    "" if conn.sent_close else " (RFC 6455 7.1.7: failing the connection closes it without"
                                                " waiting for our close frame)"))
             self.check_violations()
-            conn.abort()
-            return
+            return  # the suite releases the connection (over HTTP/2 it first checks the connection is open)
         if peer_answered:
             # The client answered our close: it should now wait for us to close TCP (7.1.1).
             if conn.run_until(lambda: conn.eof, PREMATURE_CLOSE_WINDOW):

@@ -163,8 +163,9 @@ def use_tls(ca_file):
 
 
 def readable_now(sock):
-    """Decrypted bytes waiting inside the TLS object, which select() cannot see."""
-    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+    """Decrypted bytes waiting inside the TLS object (or stream data inside an h2transport.StreamSocket),
+    which select() cannot see."""
+    return hasattr(sock, "pending") and sock.pending() > 0
 
 
 def wait_readable(sock, timeout):
@@ -189,6 +190,30 @@ def send_some(sock, data):
         return sock.send(data)
     except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
         raise BlockingIOError
+
+
+# --------------------------------------------------------------------------------------------------
+# Over HTTP/2 (server_suite.py --http2): `Connection` runs over an h2transport.StreamSocket, one stream of
+# an HTTP/2 connection with a socket's calls (fileno, send, recv, pending, shutdown, close) and three more,
+# which a socket does not need: `backlog` (HTTP/2 bytes of its own still to write), `write_backlog()` and
+# `accepts_data()` (False while flow control holds our data back).
+
+
+class ConnectionLost(Exception):
+    """The HTTP/2 connection under the WebSocket's stream failed (GOAWAY, TCP closed): never a case's outcome."""
+
+
+def holds_backlog(sock):
+    return bool(getattr(sock, "backlog", None))
+
+
+def write_backlog(sock):
+    """True when the transport has nothing of its own left to write."""
+    return sock.write_backlog() if holds_backlog(sock) else True
+
+
+def accepts_data(sock):
+    return sock.accepts_data() if hasattr(sock, "accepts_data") else True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -318,6 +343,11 @@ def check_upgrade_response(status, headers, key, extensions_offered=False):
     accept = headers.get("sec-websocket-accept", [])
     if accept != [accept_key(key)]:
         return "Sec-WebSocket-Accept is %r, expected %r" % (accept, accept_key(key))
+    return unoffered_answer(headers, extensions_offered)
+
+
+def unoffered_answer(headers, extensions_offered):
+    """An extension or subprotocol the server selected though nobody offered one (HTTP/1.1 or HTTP/2)."""
     if headers.get("sec-websocket-extensions") and not extensions_offered:
         return "server accepted an extension nobody offered: %r" % headers["sec-websocket-extensions"]
     if headers.get("sec-websocket-protocol"):
@@ -383,6 +413,8 @@ class Connection:
     def __init__(self, sock, role, initial=b"", verbose=False):
         assert role in ("client", "server")
         self.sock = sock
+        # What carries the WebSocket and ends with it: "TCP connection", or over HTTP/2 "HTTP/2 stream".
+        self.carrier = getattr(sock, "carrier", "TCP connection")
         self.role = role
         self.mask_outgoing = role == "client"
         self.expect_masked = role == "server"
@@ -431,6 +463,10 @@ class Connection:
         self.violations.append(text)
         self.note("VIOLATION " + text)
 
+    def ended(self):
+        """How the peer ended the carrier, e.g. "TCP connection closed", "HTTP/2 stream reset"."""
+        return "%s %s" % (self.carrier, "reset" if self.reset else "closed")
+
     # -- output
 
     def pending_output(self):
@@ -470,6 +506,8 @@ class Connection:
         self.send_frame(OP_CLOSE, close_payload(code, reason) if raw is None else raw, sync=sync)
 
     def _write_some(self):
+        if not write_backlog(self.sock):
+            return
         writes = 0
         while self.pending_output() and time.monotonic() >= self.next_send_at and writes < 256:
             entry = self.out[self.out_head]
@@ -505,13 +543,15 @@ class Connection:
                 chunk = recv_some(self.sock, 1 << 20)
             except (BlockingIOError, InterruptedError):
                 break
-            except ConnectionResetError:
+            except ConnectionResetError as exc:
                 self.reset = True
                 chunk = b""
+                self.note("%s reset (%s)" % (self.carrier, exc))
             if not chunk:
                 self.eof = True
                 self.eof_at = time.monotonic()
-                self.note("TCP %s" % ("reset" if self.reset else "EOF"))
+                if not self.reset:
+                    self.note("%s EOF" % self.carrier)
                 break
             self.rbuf += chunk
             # A short read emptied the socket; over TLS it is one record, and more may follow.
@@ -651,12 +691,12 @@ class Connection:
     def pump(self, timeout):
         """One select() round: write what may be written, read what is there, parse it."""
         now = time.monotonic()
-        can_write = self.pending_output() and now >= self.next_send_at
+        can_write = self.pending_output() and now >= self.next_send_at and accepts_data(self.sock)
         wait = max(0.0, timeout)
-        if self.pending_output() and not can_write:
-            wait = min(wait, max(0.0, self.next_send_at - now))
+        if self.pending_output() and now < self.next_send_at:
+            wait = min(wait, self.next_send_at - now)
         rlist = [] if self.eof else [self.sock]
-        wlist = [self.sock] if can_write else []
+        wlist = [self.sock] if can_write or holds_backlog(self.sock) else []
         if not rlist and not wlist:
             time.sleep(wait)
             return

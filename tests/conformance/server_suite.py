@@ -2,7 +2,7 @@
 """duplex conformance suite, server side: a raw WebSocket client against an echo server.
 
   server_suite.py --echo PATH_TO_duplex-echo [--case 6.4.*] [--verbose] [--timeout SECONDS]
-                  [--tls --make-certs examples/tls_echo/make-certs.sh --certs DIR]
+                  [--tls --make-certs examples/tls_echo/make-certs.sh --certs DIR] [--http2]
 
 Starts `PATH --urls http://127.0.0.1:0`, reads the port from its line
 `duplex-echo listening on http://127.0.0.1:PORT`, runs the handshake cases (0.x) and the Autobahn
@@ -20,12 +20,19 @@ the echo server listens on https://127.0.0.1:0 with them, and each raw connectio
 (trusting that CA) before the case; the server's TLS layer then carries every frame, fragment, close and
 failure of the suite.
 
+With --http2 the echo server also gets --h2c and each case's WebSocket is an RFC 8441 extended CONNECT on
+a new HTTP/2 connection (see h2transport.py; needs Debian's python3-h2): h2c with prior knowledge, or with
+--tls h2 (ALPN). The stream's end takes the place of the TCP connection's (END_STREAM or RST_STREAM), the
+HTTP/2 connection must stay open (a PING is answered after each case), and the HTTP/1.1 handshake cases
+0.1-0.10 are skipped; the permessage-deflate negotiation cases 0.11-0.14 run over the CONNECT.
+
 Output: one line per case, `PASS <id> <description> [time]` or `FAIL <id>: <reason>`, then
 `N passed, M failed`. Exit status 1 if anything failed.
 """
 
 import argparse
 import collections
+import functools
 import os
 import queue
 import re
@@ -44,10 +51,12 @@ from compression_cases import compression_cases  # noqa: E402
 from harness import Case, CaseFailure, Tester, select_cases  # noqa: E402
 from pmdeflate import Codec, Negotiated, Params, check_response  # noqa: E402
 import rawws  # noqa: E402
-from rawws import (HandshakeError, OP_BINARY, OP_TEXT, check_upgrade_response, connect, header_tokens,  # noqa: E402
-                   http_request, open_client, upgrade_request)
+from rawws import (ConnectionLost, HandshakeError, OP_BINARY, OP_TEXT, check_upgrade_response, connect,  # noqa: E402
+                   header_tokens, http_request, open_client, upgrade_request)
 
 HOST = "127.0.0.1"
+# Opens a case's WebSocket: the HTTP/1.1 upgrade, or with --http2 an extended CONNECT (main() sets it).
+open_websocket = open_client
 LISTENING = re.compile(r"listening on https?://(\[[^\]]+\]|[^:/\s]+):(\d+)")
 TRACE_LINES = 120
 
@@ -147,13 +156,19 @@ def negotiate(conn, offers, expected, accepted_index=0):
 
 
 def open_compressed(port, spec, verbose=False):
-    conn = open_client(HOST, port, "/ws", verbose=verbose, extensions=spec.offer_header())
+    conn = open_websocket(HOST, port, "/ws", verbose=verbose, extensions=spec.offer_header())
     try:
         negotiate(conn, spec.offers, spec.expected)
     except BaseException:
         conn.abort()
         raise
     return conn
+
+
+def check_still_open(conn):
+    """Over HTTP/2 the connection must outlive the WebSocket's stream (h2transport.StreamSocket.check_open)."""
+    if hasattr(conn.sock, "check_open"):
+        conn.sock.check_open()
 
 
 def echo_and_close(conn, case, compressed):
@@ -175,7 +190,7 @@ def deflate_handshake_case(case_id, description, expectation, offers_header, off
     """An upgrade with the given Sec-WebSocket-Extensions value. With `expected`, the answer must accept
     offers[accepted_index] with exactly those parameters, else it must decline; then an echo."""
     def run(port):
-        conn = open_client(HOST, port, "/ws", extensions=offers_header)
+        conn = open_websocket(HOST, port, "/ws", extensions=offers_header)
         try:
             if expected is None:
                 values = conn.response_headers.get("sec-websocket-extensions", [])
@@ -184,6 +199,7 @@ def deflate_handshake_case(case_id, description, expectation, offers_header, off
             else:
                 negotiate(conn, offers, expected, accepted_index)
             echo_and_close(conn, case, compressed=expected is not None)
+            check_still_open(conn)
         finally:
             conn.abort()
     case = Case(case_id, description, expectation, run)
@@ -192,6 +208,9 @@ def deflate_handshake_case(case_id, description, expectation, offers_header, off
 
 
 DEFAULT_OFFER = "permessage-deflate; client_max_window_bits"
+
+# With --http2 these run over the extended CONNECT; 0.1-0.10 are HTTP/1.1 upgrade requests.
+HTTP2_HANDSHAKE_CASES = ("0.11", "0.12", "0.13", "0.14")
 
 HANDSHAKE_CASES += [
     deflate_handshake_case(
@@ -295,20 +314,23 @@ def run_case(case, port, verbose):
             return True, None, []
         except CaseFailure as failure:
             return False, str(failure), []
-        except (HandshakeError, OSError) as exc:
+        except (HandshakeError, OSError, ConnectionLost) as exc:
             return False, "%s: %s" % (type(exc).__name__, exc), []
     conn = None
     try:
         if case.deflate is not None:
             conn = open_compressed(port, case.deflate, verbose)
         else:
-            conn = open_client(HOST, port, "/ws", verbose=verbose)
+            conn = open_websocket(HOST, port, "/ws", verbose=verbose)
         case.run(Tester(conn, case, echo_close_reason=True))
+        check_still_open(conn)
         return True, None, conn.trace
     except CaseFailure as failure:
         return False, str(failure), conn.trace if conn else []
     except HandshakeError as exc:
         return False, str(exc), conn.trace if conn else []
+    except ConnectionLost as exc:
+        return False, "the HTTP/2 connection failed: %s" % exc, conn.trace if conn else []
     except OSError as exc:
         return False, "socket error: %s" % exc, conn.trace if conn else []
     except Exception:  # a bug in the suite must not hide the remaining cases
@@ -326,6 +348,7 @@ def print_trace(trace):
 
 
 def main():
+    global open_websocket
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--echo", required=True, help="path to the echo server binary (duplex-echo)")
     parser.add_argument("--case", action="append", help="glob over case ids, e.g. '6.4.*' (repeatable, or commas)")
@@ -337,13 +360,16 @@ def main():
     parser.add_argument("--make-certs", help="path to examples/tls_echo/make-certs.sh")
     parser.add_argument("--certs", help="directory for the throwaway CA and server certificate")
     parser.add_argument("--api", help="duplex-echo's --api (awaitable, tokens or handlers)")
+    parser.add_argument("--http2", action="store_true",
+                        help="run the cases over HTTP/2 (RFC 8441): h2c, or h2 with --tls; needs python3-h2")
     args = parser.parse_args()
-    scheme, server_args = "http", []
+    scheme, server_args, ca_file = "http", [], None
     if args.tls:
         if not args.make_certs or not args.certs:
             parser.error("--tls needs --make-certs and --certs")
         subprocess.run(["bash", args.make_certs, args.certs], check=True, timeout=60, stdout=subprocess.DEVNULL)
-        rawws.use_tls(os.path.join(args.certs, "ca.pem"))
+        ca_file = os.path.join(args.certs, "ca.pem")
+        rawws.use_tls(ca_file)
         scheme = "https"
         server_args = ["--cert", os.path.join(args.certs, "server.pem"), "--key", os.path.join(args.certs, "server.key")]
     if args.api:
@@ -351,6 +377,21 @@ def main():
 
     all_cases = sorted(HANDSHAKE_CASES + CASES + compression_cases(args.full_compression), key=Case.sort_key)
     cases = select_cases(all_cases, args.case)
+    if args.http2:
+        try:
+            import h2transport
+        except ImportError as missing:
+            print("FAIL: --http2 needs python3-h2 (%s); run with /usr/bin/python3" % missing)
+            print("0 passed, 1 failed")
+            return 1
+        open_websocket = functools.partial(h2transport.open_client, ca_file=ca_file)
+        server_args.append("--h2c")
+        http1_only = [c for c in cases if c.id.startswith("0.") and c.id not in HTTP2_HANDSHAKE_CASES]
+        if http1_only:
+            print("SKIP %s: HTTP/1.1 upgrade requests, which do not apply over HTTP/2 "
+                  "(tests/http2/rfc8441_test.py checks their extended CONNECT equivalents)" % (
+                      ", ".join(c.id for c in http1_only)))
+            cases = [c for c in cases if c not in http1_only]
     if not cases:
         print("no case matches %s" % args.case)
         print("0 passed, 0 failed")
