@@ -23,20 +23,24 @@ sizes and types, some in fragments with pings between them, and checks that ever
 
 Then a final well-behaved round must pass (the server keeps serving), every connection must be gone from
 the server (its open descriptors back to the baseline) and its resident memory (VmRSS) must return to
-within max(5 %, 2 MiB) of the baseline taken after the warm-up. Everything is bounded in time; only the
+within max(5 %, 2 MiB) of the baseline taken after the warm-up (max(10 %, 4 MiB) with --reduced, below). Everything is bounded in time; only the
 server started here is stopped (SIGTERM, by its PID), and it must exit cleanly. Exit status 1 on any failure.
 
 The RSS baseline and slack: the warm-up is the storm's own mix at the storm's size (its slowloris clients
 too: they hold connections while the rest runs, so the warm-up without them peaked lower than the storm,
-and the storm then left up to 2.1 MiB more behind in 1 of 2 runs; with them, 0.3-0.4 MiB), because what
+and the storm then left up to 2.1 MiB more behind in 1 of 2 runs; with them, 0.3-0.4 MiB here, but 2.0
+MiB in a CI run beside other tests), because what
 the server keeps after its peak is set by that peak: glibc keeps
 freed memory in its arenas for reuse and Asio keeps one descriptor state per concurrent socket in a pool.
 Measured here, repeated rounds of the same size leave the RSS where the first left it (a leak would add to
 it every round), so after a warm-up of the storm's size the storm itself must add nothing lasting. The
 slack, max(5 %, 2 MiB), absorbs allocator noise (fragments pinned in a different place, a heap top under the
 trim threshold); a leak of what a connection owns — its 4 KiB receive buffer alone — over the storm's
-connections is 4 MiB at 1,000 clients and does not fit (at 200 clients only a larger leak shows, which is
-why the full-size run matters). A server under a sanitizer (whose runtime quarantines freed memory) has its
+connections is 4 MiB at 1,000 clients and does not fit. At 200 clients (--reduced, CI's size) such a
+leak is 0.8 MiB and hides in the noise whatever the slack, while the allocator's noise is the same as at
+full size (up to 2.1 MiB measured): the slack is max(10 %, 4 MiB) there, which still catches 20 KiB kept
+per connection (LeakSanitizer, in CI's ASan run of this storm, catches what is lost outright), and the
+full-size run is the one that bounds a connection's leftovers tightly. A server under a sanitizer (whose runtime quarantines freed memory) has its
 RSS reported but not checked.
 """
 import argparse
@@ -869,7 +873,7 @@ async def storm(args):
         # Every connection released, and the memory with it.
         fds_back = await poll(lambda: server.alive and server.fds() <= baseline_fds, args.settle)
         check(fds_back, f"open descriptors back to the baseline: {baseline_fds} -> {server.fds()}")
-        slack = max(0.05 * baseline_rss, 2 * MiB)
+        slack = max(0.10 * baseline_rss, 4 * MiB) if args.reduced else max(0.05 * baseline_rss, 2 * MiB)
         rss_back = await poll(lambda: server.alive and server.rss() <= baseline_rss + slack, args.settle)
         rss_line = (f"RSS back to within {mib(slack)} of the baseline: {mib(baseline_rss)} -> peak {mib(peak[0])} "
                     f"-> {mib(server.rss())}")
