@@ -732,7 +732,12 @@ class Server:
 
     def sanitized(self):
         with open(self._proc("maps")) as f:
-            return any(name in line for line in f for name in ("libasan", "libtsan", "libmsan"))
+            if any(name in line for line in f for name in ("libasan", "libtsan", "libmsan")):
+                return True  # GCC's runtimes are shared libraries
+        # Clang links its runtimes into the executable itself: their entry points are in its symbols.
+        with open(self._proc("exe"), "rb") as exe:
+            image = exe.read()
+        return any(mark in image for mark in (b"__asan_init", b"__tsan_init", b"__msan_init"))
 
     async def stop(self):
         """SIGTERM (graceful shutdown) to the server started here, by its PID; SIGKILL if it lingers."""
