@@ -409,6 +409,15 @@ class RawClient(Connection):
         frames = self.of_type(hyperframe.frame.GoAwayFrame)
         return frames[0] if frames else None
 
+    def wait_for_goaway(self, timeout=5.0):
+        """Waits (bounded) for the server to end the connection; its GOAWAY frame, or None when none came
+        (the connection closed without one, or the wait ran out)."""
+        try:
+            self.wait_for(lambda: self.goaway() is not None or self.closed, timeout, "GOAWAY")
+        except (TimeoutError, ConnectionError):
+            pass
+        return self.goaway()
+
     def status(self, sid):
         for f in self.of_type(hyperframe.frame.HeadersFrame, sid):
             for name, value in f.decoded:
