@@ -2,6 +2,8 @@
 //
 //   duplex-autobahn-client ws://127.0.0.1:9001 duplex
 //   duplex-autobahn-client wss://127.0.0.1:9001 duplex --ca ca.pem     (over TLS, trusting ca.pem)
+//   duplex-autobahn-client ws://127.0.0.1:9001 duplex --http2          (every WebSocket over HTTP/2:
+//                                                   RFC 8441, h2c for ws://, ALPN h2 for wss://)
 //
 // Asks /getCaseCount, runs /runCase?case=N&agent=AGENT for every case echoing each message back whole,
 // then asks /updateReports?agent=AGENT so the server writes its report.
@@ -25,11 +27,17 @@ constexpr std::size_t max_message_size = 64 * 1024 * 1024;
 
 // --ca: the CA that signed a wss:// server's certificate, trusted instead of the system store.
 std::string trusted_ca_file;
+// --http2: each WebSocket on a connection of its own over HTTP/2 exactly.
+bool over_http2 = false;
 
 duplex::connect_options plain_options() {
     duplex::connect_options o;
     o.stream.max_message_size = max_message_size;
     o.tls.ca_file = trusted_ca_file;
+    if (over_http2) {
+        o.http_version = duplex::http_version::http2;
+        o.http_version_policy = duplex::http_version_policy::request_version_exact;
+    }
     return o;
 }
 
@@ -146,12 +154,17 @@ duplex::awaitable<void> run(std::string base, std::string agent) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const bool with_ca = argc == 5 && std::string_view(argv[3]) == "--ca";
-    if (argc != 3 && !with_ca) {
-        std::cerr << "usage: duplex-autobahn-client ws[s]://HOST:PORT AGENT [--ca CA_FILE]\n";
+    std::vector<std::string_view> args(argv + 1, argv + argc);
+    bool valid = args.size() >= 2;
+    for (std::size_t i = 2; valid && i < args.size(); ++i) {
+        if (args[i] == "--http2") over_http2 = true;
+        else if (args[i] == "--ca" && i + 1 < args.size()) trusted_ca_file = args[++i];
+        else valid = false;
+    }
+    if (!valid) {
+        std::cerr << "usage: duplex-autobahn-client ws[s]://HOST:PORT AGENT [--ca CA_FILE] [--http2]\n";
         return 2;
     }
-    if (with_ca) trusted_ca_file = argv[4];
     asio::io_context io(1);
     int status = 0;
     asio::co_spawn(io, run(argv[1], argv[2]), [&](std::exception_ptr e) {

@@ -34,6 +34,10 @@ closes with 1000 and exits 0 once the server has answered the close.
                            (resolved by the proxy); by default https_proxy (wss://) or http_proxy
                            (ws://), else all_proxy, unless no_proxy lists the host
   --no-proxy               connect directly, whatever the environment says
+  --http2                  ask for a WebSocket over HTTP/2 (RFC 8441; wss:// only, ALPN h2), falling
+                           back to HTTP/1.1 when the server cannot
+  --http2-only             HTTP/2 exactly, failing otherwise; with ws:// it is HTTP/2 with prior
+                           knowledge (h2c)
   -v, --verbose            say on standard error how the connection opens and closes
   -h, --help               this text
 
@@ -115,6 +119,10 @@ inline client_command_line parse_client_command_line(int argc, char** argv) {
             out.options.proxy = value();
         } else if (arg == "--no-proxy") {
             no_proxy = true;
+        } else if (arg == "--http2" || arg == "--http2-only") {
+            out.options.http_version = http_version::http2;
+            out.options.http_version_policy = arg == "--http2" ? http_version_policy::request_version_or_lower
+                                                               : http_version_policy::request_version_exact;
         } else if (arg == "-v" || arg == "--verbose") {
             out.verbose = true;
         } else if (arg.starts_with('-') && arg.size() > 1) {

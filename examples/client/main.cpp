@@ -178,7 +178,11 @@ void describe_connection(const client_command_line& command) {
     const auto parsed_proxy = duplex::client::parse_proxy_uri(proxy);
     std::string text = "connecting to " + uri->host_header() + (uri->secure ? " over TLS" : "");
     if (parsed_proxy) text += " through proxy " + parsed_proxy->authority();
-    text += "; GET " + uri->target;
+    const bool http2 = command.options.http_version == duplex::http_version::http2;
+    const bool exact = command.options.http_version_policy == duplex::http_version_policy::request_version_exact;
+    if (http2 && exact) text += "; CONNECT " + uri->target + " over HTTP/2";
+    else if (http2 && uri->secure) text += "; CONNECT " + uri->target + " over HTTP/2 if the server can, else GET over HTTP/1.1";
+    else text += "; GET " + uri->target;
     for (const auto& protocol : command.options.sub_protocols) text += ", offering sub-protocol " + protocol;
     if (command.options.dangerous_deflate) text += ", offering permessage-deflate";
     say(command, text);

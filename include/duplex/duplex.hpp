@@ -2,6 +2,7 @@
 #pragma once
 
 #include <duplex/client/connect.hpp>
+#include <duplex/client/websocket_client.hpp>
 #include <duplex/config.hpp>
 #include <duplex/websocket/close_status.hpp>
 #include <duplex/websocket/error.hpp>

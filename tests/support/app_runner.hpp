@@ -23,11 +23,11 @@ public:
     app_runner(const app_runner&) = delete;
     app_runner& operator=(const app_runner&) = delete;
 
-    // The base URL, e.g. "http://127.0.0.1:40123".
-    std::string start() {
-        thread_ = std::thread([this] {
+    // The base URL, e.g. "http://127.0.0.1:40123"; `listen` may be an https:// one (after use_https).
+    std::string start(std::string listen = "http://127.0.0.1:0") {
+        thread_ = std::thread([this, listen] {
             try {
-                app_.run("http://127.0.0.1:0");
+                app_.run(listen);
             } catch (...) {
                 failure_ = std::current_exception();
             }

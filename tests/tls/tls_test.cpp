@@ -13,6 +13,7 @@
 #include <duplex/tls.hpp>
 
 #include "echo.hpp"
+#include "certificates_main.hpp"
 #include "test_support.hpp"
 
 #include <asio/experimental/awaitable_operators.hpp>
@@ -712,26 +713,4 @@ TEST_CASE("one app serves http:// and https:// with the same handler; wss:// end
     CHECK(log.ends == std::vector<std::string>{"closed 1000", "closed 1000", "closed 1000"});
 }
 
-int main(int argc, char** argv) {
-    std::string make_certs;
-    std::vector<char*> doctest_args{argv[0]};
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--make-certs" && i + 1 < argc) make_certs = argv[++i];
-        else if (arg == "--certs" && i + 1 < argc) certs = argv[++i];
-        else doctest_args.push_back(argv[i]);
-    }
-    if (certs.empty()) {
-        std::cerr << "usage: " << argv[0] << " [--make-certs make-certs.sh] --certs DIR [doctest options...]\n";
-        return 2;
-    }
-    if (!make_certs.empty()) {
-        const std::string command = "bash '" + make_certs + "' '" + certs + "' >/dev/null";
-        if (std::system(command.c_str()) != 0) {
-            std::cerr << "could not make the test certificates with " << make_certs << "\n";
-            return 1;
-        }
-    }
-    doctest::Context context(static_cast<int>(doctest_args.size()), doctest_args.data());
-    return context.run();
-}
+int main(int argc, char** argv) { return test::run_with_certificates(argc, argv, certs); }

@@ -1,10 +1,11 @@
 // duplex::connect_options — what a client connection offers and how it gets there: sub-protocols,
-// headers, limits, TLS, permessage-deflate, keep-alive pings and proxies.
+// headers, limits, TLS, permessage-deflate, keep-alive pings, proxies and the HTTP version.
 #pragma once
 
 #include <duplex/config.hpp>
 #include <duplex/deflate/negotiation.hpp>
 #include <duplex/http/request.hpp>
+#include <duplex/http2/limits.hpp>
 #include <duplex/tls/context.hpp>
 #include <duplex/websocket/options.hpp>
 
@@ -14,6 +15,21 @@
 #include <vector>
 
 namespace duplex {
+
+// The HTTP version of the opening handshake, as .NET's ClientWebSocketOptions.HttpVersion and
+// HttpVersionPolicy have it: HTTP/1.1's Upgrade, or RFC 8441's extended CONNECT on an HTTP/2 stream.
+enum class http_version { http1_1, http2 };
+enum class http_version_policy {
+    // The requested version or an older one: for wss:// with http2, ALPN offers h2 and http/1.1, and a
+    // server that picks HTTP/1.1 or does not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL gets an HTTP/1.1
+    // handshake (on a new connection after such SETTINGS). ws:// has no ALPN: HTTP/1.1 (as in .NET).
+    request_version_or_lower,
+    // The requested version or a newer one: http1_1 then behaves as http2 or lower does.
+    request_version_or_higher,
+    // Exactly the requested version. ws:// with http2 is HTTP/2 with prior knowledge (h2c, RFC 9113
+    // §3.3); a server that cannot take a WebSocket over HTTP/2 fails the connect with handshake_failed.
+    request_version_exact,
+};
 
 struct connect_options {
     // Offered in Sec-WebSocket-Protocol, in order of preference; the server picks one or none.
@@ -52,6 +68,14 @@ struct connect_options {
     // URI's host still goes into Host (and SNI for wss://). Ignored through a proxy. Without it, an IP
     // literal host ("127.0.0.1", "[::1]") is connected to directly, and a name goes through Asio's resolver.
     std::optional<asio::ip::tcp::endpoint> endpoint{};
+    // HTTP/1.1 by default. With HTTP/2, one connection carries one WebSocket unless it is opened through
+    // a duplex::websocket_client, whose WebSockets to one origin share their connections.
+    duplex::http_version http_version = duplex::http_version::http1_1;
+    duplex::http_version_policy http_version_policy = duplex::http_version_policy::request_version_or_lower;
+    // Over HTTP/2: our SETTINGS (initial_stream_window_size: what the server may send a WebSocket before
+    // it has received it; connection_window_size, max_header_list_size) and nghttp2's protections
+    // (max_settings, max_continuations). The server-side fields do not apply.
+    http2_limits http2{};
 };
 
 }  // namespace duplex

@@ -25,9 +25,11 @@
 #pragma once
 
 #include <duplex/http2/limits.hpp>
+#include <duplex/http2/session_base.hpp>
 
 #include <nghttp2/nghttp2.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -46,81 +48,20 @@ inline nghttp2_nv field(std::string_view name, std::string_view value) noexcept 
 }
 
 template <class Events>
-class server_session {
+class server_session : public session_base {
 public:
-    server_session(Events& events, const http2_limits& limits) : events_(events), limits_(limits) {
-        nghttp2_session_callbacks* callbacks = nullptr;
-        if (nghttp2_session_callbacks_new(&callbacks) != 0) throw std::bad_alloc();
-        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, &on_begin_frame);
-        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &on_begin_headers);
-        nghttp2_session_callbacks_set_on_header_callback(callbacks, &on_header);
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &on_frame_recv);
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &on_data_chunk_recv);
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &on_stream_close);
-        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, &on_frame_send);
-        nghttp2_option* option = nullptr;
-        if (nghttp2_option_new(&option) != 0) {
-            nghttp2_session_callbacks_del(callbacks);
-            throw std::bad_alloc();
-        }
-        nghttp2_option_set_no_auto_window_update(option, 1);
-        nghttp2_option_set_max_settings(option, limits.max_settings);
-        nghttp2_option_set_stream_reset_rate_limit(option, limits.stream_reset_burst, limits.stream_reset_rate);
-        nghttp2_option_set_max_continuations(option, limits.max_continuations);
-        const int created = nghttp2_session_server_new2(&session_, callbacks, this, option);
-        nghttp2_option_del(option);
-        nghttp2_session_callbacks_del(callbacks);
-        if (created != 0) throw std::bad_alloc();
-        const nghttp2_settings_entry settings[] = {
-            {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams},
-            {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits.initial_stream_window_size},
-            {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_size},
-            {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
-        };
-        int rv = nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
-        if (rv == 0 && limits.connection_window_size > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
-            rv = nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
-                                                       static_cast<std::int32_t>(limits.connection_window_size));
-        if (rv != 0) {
-            nghttp2_session_del(session_);
-            throw std::invalid_argument(std::string("http2_limits: ") + nghttp2_strerror(rv));
-        }
-    }
-    server_session(const server_session&) = delete;
-    server_session& operator=(const server_session&) = delete;
-    ~server_session() { nghttp2_session_del(session_); }
+    server_session(Events& events, const http2_limits& limits)
+        : session_base(true, limits, this, &set_callbacks, settings_for(limits)), events_(events), limits_(limits) {}
 
     // Feeds bytes read from the connection; 0, or nghttp2's (fatal) error: the connection must end. A
     // protocol error of the peer is not an error here: nghttp2 queues the GOAWAY and ignores the rest.
     int receive(std::span<const std::byte> bytes) {
-        const auto n = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(bytes.data()),
-                                                bytes.size());
+        const auto n = receive_bytes(bytes);
         if (n >= 0) return 0;
         return flood_.empty() ? static_cast<int>(n) : NGHTTP2_ERR_FLOODED;
     }
     // Which flood ended the connection (receive() gave NGHTTP2_ERR_FLOODED for it), or empty.
     std::string_view flood() const noexcept { return flood_; }
-
-    // Appends the frames ready to go to `out` until it holds at least `enough` bytes or nothing is
-    // ready; 0, or nghttp2's (fatal) error.
-    int produce(std::vector<std::byte>& out, std::size_t enough) {
-        while (out.size() < enough) {
-            const std::uint8_t* data = nullptr;
-            const auto n = nghttp2_session_mem_send(session_, &data);
-            if (n < 0) return static_cast<int>(n);
-            if (n == 0) break;
-            const auto* bytes = reinterpret_cast<const std::byte*>(data);
-            out.insert(out.end(), bytes, bytes + n);
-        }
-        return 0;
-    }
-
-    // After a fatal receive() error: GOAWAY with `error_code`, so that the peer learns why before the
-    // connection closes (RFC 9113 §5.4.1), when nghttp2 has not queued one itself.
-    void terminate(std::uint32_t error_code) noexcept { nghttp2_session_terminate_session(session_, error_code); }
-
-    bool want_read() const noexcept { return nghttp2_session_want_read(session_) != 0; }
-    bool want_write() const noexcept { return nghttp2_session_want_write(session_) != 0; }
 
     // The response to stream `id`: `fields` start with ":status". With a body, `source` is handed back
     // to Events::read_body; without one, the HEADERS frame ends the stream.
@@ -135,22 +76,6 @@ public:
         const nghttp2_nv fields[] = {field(":status", status)};
         return nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, fields, std::size(fields), nullptr);
     }
-    // A stream whose body provider returned NGHTTP2_ERR_DEFERRED has data (or its end) again.
-    void resume(std::int32_t id) noexcept { nghttp2_session_resume_data(session_, id); }
-    // Received DATA counts against two windows, given back separately. The connection's as soon as it
-    // arrives (the bytes are then ours to hold, bounded per stream), so that a stream whose handler does
-    // not read never blocks the others; a stream's once its handler has taken the bytes, so that it
-    // blocks its own peer. nghttp2 sends WINDOW_UPDATE once enough has been given back (its policy: half
-    // the window).
-    void consume_connection(std::size_t n) noexcept {
-        if (n != 0) nghttp2_session_consume_connection(session_, n);
-    }
-    void consume_stream(std::int32_t id, std::size_t n) noexcept {
-        if (n != 0) nghttp2_session_consume_stream(session_, id, n);
-    }
-    void reset(std::int32_t id, std::uint32_t error_code) noexcept {
-        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, error_code);
-    }
     // The graceful end (RFC 9113 §6.8): GOAWAY naming the last stream we took; those finish, no new
     // ones start. The connection is done once they have (want_read() and want_write() turn false).
     void go_away(std::uint32_t error_code = NGHTTP2_NO_ERROR) noexcept {
@@ -163,6 +88,22 @@ public:
     }
 
 private:
+    static void set_callbacks(nghttp2_session_callbacks* callbacks) {
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, &on_begin_frame);
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &on_begin_headers);
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, &on_header);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &on_frame_recv);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &on_data_chunk_recv);
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &on_stream_close);
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, &on_frame_send);
+    }
+    // RFC 8441's SETTINGS_ENABLE_CONNECT_PROTOCOL with the limits.
+    static std::array<nghttp2_settings_entry, 4> settings_for(const http2_limits& limits) {
+        return {{{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams},
+                 {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits.initial_stream_window_size},
+                 {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_size},
+                 {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}}};
+    }
     static server_session& self(void* user_data) noexcept { return *static_cast<server_session*>(user_data); }
     static int failed(int rv) noexcept { return rv == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE; }
 
@@ -254,7 +195,6 @@ private:
         std::uint32_t empty_data_in_a_row = 0;
     } seen_;
     std::string_view flood_;
-    nghttp2_session* session_ = nullptr;
 };
 
 }  // namespace duplex::http2

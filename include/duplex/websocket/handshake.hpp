@@ -216,6 +216,25 @@ struct response_check {
     explicit operator bool() const noexcept { return error.empty(); }
 };
 
+// What the client's checks of both handshakes share (validate_response, validate_tunneled_response): the
+// server selected at most one of the offered sub-protocols, and no extension that was not offered.
+inline response_check validate_selection(const http::response& r, std::span<const std::string> offered_protocols,
+                                         bool extensions_offered) {
+    const auto fail = [](std::string error) { return response_check{std::move(error), {}}; };
+    response_check result;
+    const auto selected = r.headers.tokens("Sec-WebSocket-Protocol");
+    if (selected.size() > 1) return fail("server selected more than one subprotocol");
+    if (selected.size() == 1) {
+        if (std::find(offered_protocols.begin(), offered_protocols.end(), selected.front()) == offered_protocols.end())
+            return fail(offered_protocols.empty() ? "server selected a subprotocol although none was offered"
+                                                  : "server selected a subprotocol that was not offered");
+        result.sub_protocol = selected.front();
+    }
+    if (!extensions_offered && !r.headers.tokens("Sec-WebSocket-Extensions").empty())
+        return fail("server selected an extension that was not offered");
+    return result;
+}
+
 // The client's checks of RFC 6455 §4.1 on the server's answer to make_request(…, key, offered_protocols, …).
 // With `extensions_offered` the Sec-WebSocket-Extensions answer is left to the offered extension's own
 // check (deflate::validate_response); without it, any extension in the answer fails the handshake.
@@ -234,18 +253,19 @@ inline response_check validate_response(const http::response& r, std::string_vie
     if (accepts == 0) return fail("missing Sec-WebSocket-Accept header");
     if (accepts > 1 || *r.headers.get("Sec-WebSocket-Accept") != compute_accept(key))
         return fail("Sec-WebSocket-Accept does not match the key sent");
-    response_check result;
-    const auto selected = r.headers.tokens("Sec-WebSocket-Protocol");
-    if (selected.size() > 1) return fail("server selected more than one subprotocol");
-    if (selected.size() == 1) {
-        if (std::find(offered_protocols.begin(), offered_protocols.end(), selected.front()) == offered_protocols.end())
-            return fail(offered_protocols.empty() ? "server selected a subprotocol although none was offered"
-                                                  : "server selected a subprotocol that was not offered");
-        result.sub_protocol = selected.front();
-    }
-    if (!extensions_offered && !r.headers.tokens("Sec-WebSocket-Extensions").empty())
-        return fail("server selected an extension that was not offered");
-    return result;
+    return validate_selection(r, offered_protocols, extensions_offered);
+}
+
+// The client's checks on the server's answer to an extended CONNECT over HTTP/2 (RFC 8441 §5): exactly
+// 200 (as Chromium requires; any other status, 2xx included, refuses the WebSocket), then the same
+// sub-protocol and extension checks as over HTTP/1.1. There is no key and no Sec-WebSocket-Accept.
+inline response_check validate_tunneled_response(const http::response& r, std::span<const std::string> offered_protocols,
+                                                 bool extensions_offered = false) {
+    if (r.status_code != 200)
+        return response_check{"server answered the extended CONNECT with " + std::to_string(r.status_code) +
+                                  " instead of 200",
+                              {}};
+    return validate_selection(r, offered_protocols, extensions_offered);
 }
 
 }  // namespace duplex::ws::handshake

@@ -62,6 +62,13 @@ public:
     // Server: answers a request that will not be upgraded (e.g. 404) and closes the connection.
     awaitable<void> reject(int status_code, std::string_view message) { return core_->reject(status_code, message); }
 
+    // Client, over HTTP/2 (RFC 8441): checks the server's answer to the extended CONNECT the HTTP/2
+    // connection sent (offering `sub_protocols` and, with `compression`, permessage-deflate) and opens
+    // the stream; throws websocket_error(handshake_failed) when it refuses or breaks the rules.
+    void open_tunneled(const http::response& response, std::span<const std::string> sub_protocols = {},
+                       std::optional<duplex::deflate::options> compression = std::nullopt) {
+        core_->open_tunneled(response, sub_protocols, compression);
+    }
     // Client: sends the upgrade request for `target` to `host` and checks the server's answer. With
     // `compression` (DANGEROUS, see deflate/permessage.hpp), permessage-deflate is offered on those
     // terms; the server may decline it, and a response that breaks RFC 7692 fails the handshake.

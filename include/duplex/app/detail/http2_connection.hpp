@@ -23,6 +23,7 @@
 #include <duplex/detail/transport.hpp>
 #include <duplex/http/host.hpp>
 #include <duplex/http/response.hpp>
+#include <duplex/http2/connection_io.hpp>
 #include <duplex/http2/session.hpp>
 #include <duplex/http2/tunnel.hpp>
 #include <duplex/websocket/handshake.hpp>
@@ -123,7 +124,8 @@ public:
         reading_ = false;
         wake_writer();
         while (!writer_done_) co_await ended_.async_wait(use_nothrow_awaitable);
-        if (transport_is_open(transport_)) co_await linger();
+        if (transport_is_open(transport_))
+            co_await http2::linger(transport_, std::span(read_buffer_.get(), read_buffer_size), goodbye_timeout);
         close_transport(transport_);
         // What is left of the streams ends with the connection: tunnels and bodies read as reset.
         for (auto& [id, stream] : streams_) end_stream(*stream, NGHTTP2_CANCEL);
@@ -346,30 +348,13 @@ private:
     // Writes what nghttp2 has ready, a batch at a time, until the session is over (GOAWAY out and no
     // stream left, or the reader has stopped) or a write fails or stalls past request_timeout.
     awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<http2_connection> self) {
-        bool healthy = true;
-        for (;;) {
-            if (session_.produce(out_, write_batch) != 0) {
-                healthy = false;
-                break;
-            }
-            if (out_.empty()) {
-                if (!reading_ || (!session_.want_read() && !session_.want_write())) break;
-                writer_wake_.expires_at(asio::steady_timer::time_point::max());
-                co_await writer_wake_.async_wait(use_nothrow_awaitable);
-                continue;
-            }
+        const bool healthy = co_await http2::write_frames(transport_, session_, out_, writer_wake_, reading_, write_batch, [this] {
             write_deadline_.expires_after(core_.options.request_timeout);
             write_deadline_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
                 if (auto connection = weak.lock(); connection && !ec) close_transport(connection->transport_);
             });
-            auto [ec, n] = co_await asio::async_write(transport_, asio::buffer(out_), use_nothrow_awaitable);
-            write_deadline_.cancel();
-            out_.clear();
-            if (ec) {
-                healthy = false;
-                break;
-            }
-        }
+            return cancel_on_exit{write_deadline_};
+        });
         // The session is over (GOAWAY out and no stream left): the reader stops waiting for frames nobody
         // will process, and run() ends the connection politely. A failed write ends it at once.
         if (!healthy) {
@@ -381,23 +366,10 @@ private:
         writer_done_ = true;
         ended_.cancel();
     }
-
-    // The end of the connection, as HTTP/1.1's: our side ends (TCP half-close, over TLS close_notify),
-    // then what the client still sends is read and dropped until it ends too, bounded: closing on unread
-    // bytes would send RST, which can destroy our last frames (the GOAWAY) before the client reads them.
-    awaitable<void> linger() {
-        write_deadline_.expires_after(goodbye_timeout);
-        write_deadline_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
-            if (auto connection = weak.lock(); connection && !ec) close_transport(connection->transport_);
-        });
-        co_await async_shutdown_send(transport_);
-        for (;;) {
-            auto [ec, n] = co_await transport_.async_read_some(asio::buffer(read_buffer_.get(), read_buffer_size),
-                                                               use_nothrow_awaitable);
-            if (ec) break;
-        }
-        write_deadline_.cancel();
-    }
+    struct cancel_on_exit {
+        asio::steady_timer& timer;
+        ~cancel_on_exit() { timer.cancel(); }
+    };
 
     // A request head (HEADERS and its CONTINUATIONs) not complete within request_timeout of the read that
     // left it incomplete blocks the whole connection (a slowloris): the connection ends with

@@ -160,6 +160,8 @@ public:
                                 std::optional<duplex::deflate::options> compression);
     awaitable<void> handshake(std::string_view host, std::string_view target, std::span<const std::string> sub_protocols,
                               const http::headers& extra_headers, std::optional<duplex::deflate::options> compression);
+    void open_tunneled(const http::response& response, std::span<const std::string> sub_protocols,
+                       std::optional<duplex::deflate::options> compression);
 
     // Messages (impl/read.hpp, impl/write.hpp). receive is not a coroutine itself: the receive runs in
     // next_piece's frame alone (see there).
@@ -246,6 +248,7 @@ private:
     awaitable<std::error_code> read_head(Parser& parser);
     awaitable<void> write_and_close(std::string bytes);
     [[noreturn]] void fail_handshake(const std::string& detail);
+    void adopt_answer(const http::response& response, const std::optional<duplex::deflate::options>& compression);
 
     // ---- receiving (impl/read.hpp) ----
 

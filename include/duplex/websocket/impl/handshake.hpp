@@ -153,6 +153,26 @@ inline awaitable<void> stream_core<Next>::handshake(std::string_view host, std::
     const auto& response = parser.get();
     if (auto check = handshake::validate_response(response, key, sub_protocols, compression.has_value()); !check)
         fail_handshake(check.error);
+    adopt_answer(response, compression);
+}
+
+// Client, over an HTTP/2 extended CONNECT (RFC 8441): the connection sent the request (with
+// `sub_protocols` and, with `compression`, the permessage-deflate offer) and received `response`; this
+// checks it as handshake() checks a 101 and opens the stream, or fails it with handshake_failed.
+template <class Next>
+inline void stream_core<Next>::open_tunneled(const http::response& response, std::span<const std::string> sub_protocols,
+                                             std::optional<duplex::deflate::options> compression) {
+    state_ = websocket_state::connecting;
+    if (auto check = handshake::validate_tunneled_response(response, sub_protocols, compression.has_value()); !check)
+        fail_handshake(check.error);
+    adopt_answer(response, compression);
+}
+
+// The end of the client's handshake, either way: the server's permessage-deflate answer (when it was
+// offered) checked and its codec built, the sub-protocol kept, the stream open.
+template <class Next>
+inline void stream_core<Next>::adopt_answer(const http::response& response,
+                                            const std::optional<duplex::deflate::options>& compression) {
     if (compression) {
         const auto answer = duplex::deflate::validate_response(response.headers, *compression);
         if (!answer) fail_handshake(answer.error);
