@@ -28,11 +28,12 @@ sample_packages=(g++ meson ninja-build pkg-config libasio-dev libssl-dev zlib1g-
 # interop tests) and the openssl command (throwaway certificates); an HTTP CONNECT proxy (tinyproxy) and a
 # SOCKS5 proxy (microsocks) for the client's proxy tests; CMake for the installed package's consumer test;
 # Redis, nginx and HAProxy for the scale-out tests (real servers, started by the tests themselves); the
-# HTTP/2 peers: nghttp (nghttp2-client) for plain requests, python3-h2 as the RFC 8441 WebSocket client,
-# and Chromium, whose WebSocket from the sample page must go over HTTP/2 (driven through the DevTools
+# HTTP/2 peers: nghttp (nghttp2-client) for plain requests, python3-h2 as the RFC 8441 WebSocket client
+# (and, with python3-hpack, the fuzz corpus's frames), python3-hypercorn as an RFC 8441 server for our
+# client, and Chromium, whose WebSocket from the sample page must go over HTTP/2 (driven through the DevTools
 # protocol with python3-websockets).
 test_packages=(openssl doctest-dev python3 python3-websockets tinyproxy-bin microsocks cmake redis-server nginx haproxy
-               nghttp2-client python3-h2 chromium)
+               nghttp2-client python3-h2 python3-hpack python3-hypercorn chromium)
 
 packages=("${sample_packages[@]}")
 [ "$scope" = sample ] || packages+=("${test_packages[@]}")

@@ -2,11 +2,26 @@
 """duplex conformance suite, client side: a raw WebSocket server that plays Autobahn's fuzzingserver.
 
   client_suite.py --client PATH_TO_duplex-autobahn-client [--case 6.4.*] [--verbose] [--timeout SECONDS]
-                  [--tls --make-certs examples/tls_echo/make-certs.sh --certs DIR]
+                  [--tls --make-certs examples/tls_echo/make-certs.sh --certs DIR] [--http2]
 
 With --tls the fuzzing server speaks wss://: make-certs.sh makes a throwaway CA and server certificate in
 DIR, every accepted connection runs the TLS handshake as a server with them, and the client is started
 with a wss:// URL and `--ca DIR/ca.pem`, so its TLS layer carries every case.
+
+With --http2 (and python3-h2) the fuzzing server speaks HTTP/2 instead of HTTP/1.1 upgrades, and the
+client is started with `--http2` appended (the URL stays ws:// or wss://): h2c with prior knowledge, or with
+--tls h2, where ALPN offers "h2" only. Our SETTINGS carry ENABLE_CONNECT_PROTOCOL = 1, and every WebSocket
+is an RFC 8441 extended CONNECT stream (h2transport.ServerConnection / ServerStream): :method CONNECT,
+:protocol websocket, :scheme http or https as the connection is, :path, :authority,
+sec-websocket-version 13, and no sec-websocket-key, Upgrade or Connection; we answer :status 200 (with
+sec-websocket-extensions as over HTTP/1.1) and run the same case over the stream: our frames go in DATA
+frames, the client's DATA is the WebSocket's byte stream, its windows reopened as we read it. The stream's
+end takes the TCP connection's place (RFC 8441 5): after the close handshake we end the stream first
+(END_STREAM) and the client must not have reset it (RST_STREAM, or its closed connection) before; its
+END_STREAM after its close frame is a half-close, which may come first. The client may open its HTTP/2
+connections one per WebSocket or share them, at once or one after another; their requests are served one
+at a time. An HTTP/2 protocol error or a GOAWAY with an error code from the client fails the case it falls
+in (`the HTTP/2 connection failed: ...`), or the run (`FAIL session: ...`).
 
 Listens on 127.0.0.1 (a free port) and runs `PATH ws://127.0.0.1:PORT duplex`, which, like any
 Autobahn test client, upgrades
@@ -53,8 +68,8 @@ from autobahn_cases import CASES  # noqa: E402
 from compression_cases import compression_cases  # noqa: E402
 from harness import Case, CaseFailure, Tester, select_cases  # noqa: E402
 from pmdeflate import Codec, answer_with, autobahn_accept, parse_offers  # noqa: E402
-from rawws import (Connection, HandshakeError, OP_TEXT, accept_key, check_client_request,  # noqa: E402
-                   parse_http_head, read_http_head, send_all)
+from rawws import (Connection, ConnectionLost, HandshakeError, OP_TEXT, accept_key,  # noqa: E402
+                   check_client_request, parse_http_head, read_http_head, send_all)
 
 HOST = "127.0.0.1"
 TRACE_LINES = 120
@@ -91,6 +106,23 @@ def respond(sock, status, reason, headers=(), body=b""):
     if status != 101:
         lines += ["Content-Length: %d" % len(body), "Connection: close"]
     send_all(sock, ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body)
+
+
+class Upgrade:
+    """An HTTP/1.1 upgrade request, answered as h2transport.ServerStream answers an extended CONNECT."""
+
+    def __init__(self, sock, headers, rest):
+        self.sock, self.headers, self.rest = sock, headers, rest
+
+    def reject(self, status, reason):
+        respond(self.sock, status, reason)
+
+    def accept(self, extension, verbose):
+        respond(self.sock, 101, "Switching Protocols",
+                ["Upgrade: websocket", "Connection: Upgrade",
+                 "Sec-WebSocket-Accept: %s" % accept_key(self.headers["sec-websocket-key"][0])] +
+                (["Sec-WebSocket-Extensions: %s" % extension] if extension else []))
+        return Connection(self.sock, "server", initial=self.rest, verbose=verbose)
 
 
 class FuzzingServer:
@@ -150,6 +182,7 @@ class FuzzingServer:
         return result
 
     def handle(self, sock):
+        """One HTTP/1.1 connection: its upgrade request, then the WebSocket."""
         head, rest = read_http_head(sock, 5.0)
         start, headers = parse_http_head(head)
         parts = start.split(" ")
@@ -158,9 +191,25 @@ class FuzzingServer:
             self.problems.append("malformed request line %r" % start)
             return
         method, target, version = parts
+        problem = check_client_request(method, target, version, headers)
+        self.serve(Upgrade(sock, headers, rest), target, headers, problem)
+
+    def handle_h2(self, stream):
+        """One request on an HTTP/2 connection (h2transport.ServerStream): its extended CONNECT, then the
+        WebSocket over the stream."""
+        try:
+            self.serve(stream, stream.target, stream.headers, stream.request_problem())
+        finally:
+            stream.close()
+            if stream.link.failure is not None:  # the stream's outcome (or the exception) reported it
+                stream.link.failure_reported = True
+
+    def serve(self, exchange, target, headers, problem):
+        """Answers a WebSocket request (`problem`: why it is not a valid one, or None) through `exchange`
+        (reject(status, reason) or accept(extension, verbose), which returns the rawws.Connection) and
+        runs what its target asks for."""
         url = urllib.parse.urlsplit(target)
         query = urllib.parse.parse_qs(url.query)
-        problem = check_client_request(method, target, version, headers)
         index = None
         if url.path == "/runCase":
             try:
@@ -168,7 +217,7 @@ class FuzzingServer:
             except ValueError:
                 index = -1
             if not 0 <= index < len(self.cases):
-                respond(sock, 404, "Not Found")
+                exchange.reject(404, "Not Found")
                 self.problems.append("request for a case that does not exist: %r" % target)
                 return
             if query.get("agent", [""])[0] == "":
@@ -179,16 +228,16 @@ class FuzzingServer:
             except ValueError:
                 index = -1
             if not 0 <= index < len(self.cases):
-                respond(sock, 404, "Not Found")
+                exchange.reject(404, "Not Found")
                 self.problems.append("getCaseInfo for a case that does not exist: %r" % target)
                 return
             info_index, index = index, None
         elif url.path not in ("/getCaseCount", "/updateReports"):
-            respond(sock, 404, "Not Found")
+            exchange.reject(404, "Not Found")
             self.problems.append("request for an unknown resource %r" % target)
             return
         if problem:
-            respond(sock, 400, "Bad Request")
+            exchange.reject(400, "Bad Request")
             if index is not None:
                 self.report(index, False, "opening handshake: %s" % problem, 0.0, [])
             else:
@@ -199,14 +248,10 @@ class FuzzingServer:
             try:
                 extension, negotiated = self.negotiate(self.cases[index].deflate, headers)
             except CaseFailure as failure:
-                respond(sock, 400, "Bad Request")
+                exchange.reject(400, "Bad Request")
                 self.report(index, False, "opening handshake: %s" % failure, 0.0, [])
                 return
-        respond(sock, 101, "Switching Protocols",
-                ["Upgrade: websocket", "Connection: Upgrade",
-                 "Sec-WebSocket-Accept: %s" % accept_key(headers["sec-websocket-key"][0])] +
-                (["Sec-WebSocket-Extensions: %s" % extension] if extension else []))
-        conn = Connection(sock, "server", initial=rest, verbose=self.verbose)
+        conn = exchange.accept(extension, self.verbose)
         if negotiated is not None:
             conn.deflate = Codec("server", negotiated)
             conn.note("permessage-deflate: %s (answer %r)" % (negotiated, extension))
@@ -242,6 +287,8 @@ class FuzzingServer:
                 outcome = (True, None)
             except CaseFailure as failure:
                 outcome = (False, str(failure))
+            except ConnectionLost as exc:
+                outcome = (False, "the HTTP/2 connection failed: %s" % exc)
             except OSError as exc:
                 outcome = (False, "socket error: %s" % exc)
             except Exception:
@@ -249,6 +296,71 @@ class FuzzingServer:
             finally:
                 conn.abort()
             self.report(index, outcome[0], outcome[1], time.monotonic() - started, conn.trace)
+
+
+h2transport = None  # with --http2: the module (it needs python3-h2)
+
+
+class HTTP2Links:
+    """With --http2: the HTTP/2 connections the client opened (h2transport.ServerConnection), any number at
+    once; their requests are served one at a time, in the order they came on each connection."""
+
+    def __init__(self, server):
+        self.server = server
+        self.links = []
+        self.opened = 0
+
+    def add(self, sock):
+        """A new connection (TLS done); False when it cannot carry HTTP/2 (then the caller closes it)."""
+        self.opened += 1
+        link = h2transport.ServerConnection(sock, self.opened)
+        problem = link.alpn_problem()
+        if problem:
+            self.server.problems.append("%s: %s" % (link.name(), problem))
+            return False
+        self.links.append(link)
+        return True
+
+    def next_request(self):
+        for link in self.links:
+            if link.requests:
+                link.served += 1
+                return link.requests.popleft()
+        return None
+
+    def poll(self, others, timeout):
+        """Reads and writes what the connections have, drops those that are over; returns which of `others`
+        (the listener) are readable."""
+        readable = h2transport.poll(self.links, others, timeout)
+        for link in [l for l in self.links if l.finished() and not l.requests]:
+            self.links.remove(link)
+            self.drop(link)
+        return readable
+
+    def drop(self, link):
+        """A connection is over: an HTTP/2 error no stream's outcome has reported, or a connection that
+        carried no request, is a problem of the run."""
+        if link.failure is not None and not link.failure_reported:
+            self.server.problems.append("%s: %s" % (link.name(), link.failure))
+        elif link.served == 0:
+            self.server.problems.append("%s ended without a request (%s)" % (
+                link.name(), link.lost or "the client sent GOAWAY"))
+        link.close()
+
+    def serve_until(self, predicate, timeout):
+        """After the run: keeps the connections served until predicate() holds, at most `timeout`; returns
+        the time left."""
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            self.poll([], min(0.05, max(0.0, deadline - time.monotonic())))
+        return max(0.0, deadline - time.monotonic())
+
+    def close_all(self):
+        for link in self.links:
+            if link.failure is not None and not link.failure_reported:
+                self.server.problems.append("%s: %s" % (link.name(), link.failure))
+            link.close()
+        self.links = []
 
 
 def main():
@@ -264,8 +376,18 @@ def main():
     parser.add_argument("--tls", action="store_true", help="serve every case over wss:// (needs --make-certs and --certs)")
     parser.add_argument("--make-certs", help="path to examples/tls_echo/make-certs.sh")
     parser.add_argument("--certs", help="directory for the throwaway CA and server certificate")
+    parser.add_argument("--http2", action="store_true",
+                        help="serve every WebSocket over HTTP/2 (RFC 8441): h2c, or h2 with --tls; needs python3-h2")
     args = parser.parse_args()
     tls_context, scheme, client_args = None, "ws", []
+    if args.http2:
+        global h2transport
+        try:
+            import h2transport
+        except ImportError as missing:
+            print("FAIL: --http2 needs python3-h2 (%s); run with /usr/bin/python3" % missing)
+            print("0 passed, 1 failed")
+            return 1
     if args.tls:
         if not args.make_certs or not args.certs:
             parser.error("--tls needs --make-certs and --certs")
@@ -274,6 +396,10 @@ def main():
         tls_context.minimum_version = ssl.TLSVersion.TLSv1_2
         tls_context.load_cert_chain(os.path.join(args.certs, "server.pem"), os.path.join(args.certs, "server.key"))
         scheme, client_args = "wss", ["--ca", os.path.join(args.certs, "ca.pem")]
+        if args.http2:
+            tls_context.set_alpn_protocols(["h2"])
+    if args.http2:
+        client_args.append("--http2")
 
     cases = select_cases(sorted(CASES + compression_cases(args.full_compression), key=Case.sort_key), args.case)
     if not cases:
@@ -291,6 +417,7 @@ def main():
     client = ClientProcess(args.client, "%s://%s:%d" % (scheme, HOST, port), "duplex", client_args)
     if args.verbose:
         print("fuzzing server on port %d, client pid %d" % (port, client.proc.pid))
+    links = HTTP2Links(server) if args.http2 else None
     stop_reason = None
     last_activity = time.monotonic()
     try:
@@ -302,7 +429,22 @@ def main():
             if now - last_activity > args.idle:
                 stop_reason = "the client opened no connection for %.0f s" % args.idle
                 break
-            readable, _, _ = select.select([listener], [], [], 0.2)
+            stream = links.next_request() if links is not None else None
+            if stream is not None:
+                try:
+                    server.handle_h2(stream)
+                except (ConnectionLost, OSError) as exc:
+                    server.problems.append("%s, stream %d (%s): %s" % (
+                        stream.link.name(), stream.sid, stream.target, exc))
+                last_activity = time.monotonic()
+                if server.updated:
+                    stop_reason = "updateReports"
+                    break
+                continue
+            if links is not None:
+                readable = links.poll([listener], 0.2)
+            else:
+                readable, _, _ = select.select([listener], [], [], 0.2)
             if not readable:
                 if not client.running():
                     stop_reason = "the client exited"
@@ -310,22 +452,31 @@ def main():
                 continue
             sock, _ = listener.accept()
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            kept = False
             try:
                 if tls_context is not None:
                     sock.settimeout(10.0)  # bounds the TLS handshake
                     sock = tls_context.wrap_socket(sock, server_side=True)
                 sock.setblocking(False)
-                server.handle(sock)
+                if links is not None:
+                    kept = links.add(sock)
+                else:
+                    server.handle(sock)
             except (HandshakeError, OSError) as exc:
                 server.problems.append("%s: %s" % (type(exc).__name__, exc))
             finally:
-                sock.close()
+                if not kept:
+                    sock.close()
             last_activity = time.monotonic()
             if server.updated:
                 stop_reason = "updateReports"
                 break
     finally:
-        exited = client.stop(grace=10.0 if stop_reason in ("updateReports", "the client exited") else 0.0)
+        grace = 10.0 if stop_reason in ("updateReports", "the client exited") else 0.0
+        if links is not None:  # its connections stay served (PING, GOAWAY) until the client exits
+            grace = links.serve_until(lambda: not client.running(), grace)
+            links.close_all()
+        exited = client.stop(grace=grace)
         listener.close()
 
     passed = sum(1 for ok in server.results.values() if ok)

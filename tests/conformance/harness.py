@@ -225,9 +225,11 @@ class Tester:
             self.check_violations()
             return  # the suite releases the connection (over HTTP/2 it first checks the connection is open)
         if peer_answered:
-            # The client answered our close: it should now wait for us to close TCP (7.1.1).
+            # The client answered our close: it should now wait for us to close TCP (7.1.1), or to end
+            # the stream over HTTP/2.
             if conn.run_until(lambda: conn.eof, PREMATURE_CLOSE_WINDOW):
-                self.fail("the client closed the TCP connection before the server did (RFC 6455 7.1.1)")
+                self.fail("the client ended the %s before the server did (%s; RFC 6455 7.1.1)" % (
+                    conn.carrier, conn.ended()))
         else:
             if not conn.sent_close:
                 conn.send_close(conn.close[0], b"")

@@ -129,15 +129,16 @@ def close_payload(code, reason=b""):
     return struct.pack("!H", code) + reason
 
 
-def parse_ws_frame(buffer):
-    """(fin, rsv1, opcode, payload, consumed) of the server frame at the front of `buffer`, or None."""
+def parse_ws_frame(buffer, masked=False):
+    """(fin, rsv1, opcode, payload, consumed) of the server frame at the front of `buffer`, or None; with
+    masked=True of a client frame (which must be masked; the payload comes back unmasked)."""
     if len(buffer) < 2:
         return None
     b0, b1 = buffer[0], buffer[1]
-    if b1 & 0x80:
-        raise AssertionError("the server masked a frame")
+    if bool(b1 & 0x80) != masked:
+        raise AssertionError("the server masked a frame" if not masked else "the client sent an unmasked frame")
     if b0 & 0x30:
-        raise AssertionError("RSV2/RSV3 set by the server")
+        raise AssertionError("RSV2/RSV3 set by the %s" % ("client" if masked else "server"))
     n, at = b1 & 0x7F, 2
     if n == 126:
         if len(buffer) < 4:
@@ -147,9 +148,14 @@ def parse_ws_frame(buffer):
         if len(buffer) < 10:
             return None
         n, at = struct.unpack("!Q", buffer[2:10])[0], 10
+    key = bytes(buffer[at:at + 4]) if masked else None
+    at += 4 if masked else 0
     if len(buffer) < at + n:
         return None
-    return bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F, bytes(buffer[at:at + n]), at + n
+    payload = bytes(buffer[at:at + n])
+    if masked and n:
+        payload = (int.from_bytes(payload, "big") ^ int.from_bytes((key * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
+    return bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F, payload, at + n
 
 
 class StreamState:
@@ -203,7 +209,17 @@ class Connection:
             pass
 
 
-class Client(Connection):
+class Events:
+    """python3-h2 (`self.conn`) reading: `handle(event)` for each event the bytes bring, then `flush()`
+    (what h2 answers: SETTINGS and PING acknowledgements, WINDOW_UPDATE)."""
+
+    def received_data(self, data):
+        for event in self.conn.receive_data(data):
+            self.handle(event)
+        self.flush()
+
+
+class Client(Events, Connection):
     """One HTTP/2 connection through python3-h2. `validate=False` lets h2 send what it would refuse."""
 
     def __init__(self, port, ca_file=None, validate=True, settings=None):
@@ -224,11 +240,6 @@ class Client(Connection):
         data = self.conn.data_to_send()
         if data:
             self.sock.sendall(data)
-
-    def received_data(self, data):
-        for event in self.conn.receive_data(data):
-            self.handle(event)
-        self.flush()
 
     def handle(self, event):
         stream = self.streams.get(getattr(event, "stream_id", None))
