@@ -15,6 +15,7 @@
 #include <duplex/app/pipeline.hpp>
 
 #include "fuzz_support.hpp"
+#include "http2_fuzz.hpp"
 #include "memory_stream.hpp"
 
 #include <array>
@@ -27,7 +28,6 @@ using namespace duplex;
 
 namespace {
 
-constexpr std::string_view client_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr std::array<std::uint8_t, 9> empty_settings = {0, 0, 0, 4, 0, 0, 0, 0, 0};
 
 awaitable<void> echo(websocket ws) {
@@ -76,41 +76,11 @@ void check_no_exception(std::exception_ptr e) {
     if (e) fuzz::property_failed("the HTTP/2 connection's run() threw", __FILE__, __LINE__);
 }
 
-// The server's frames: whole, each at most 16,384 bytes of payload (we never raise SETTINGS_MAX_FRAME_SIZE).
-void check_frames(const std::vector<std::byte>& out, bool preface_sent) {
-    std::size_t at = 0;
-    bool first = true;
-    while (at + 9 <= out.size()) {
-        const auto* h = reinterpret_cast<const std::uint8_t*>(out.data() + at);
-        const std::size_t length = (std::size_t{h[0]} << 16) | (std::size_t{h[1]} << 8) | h[2];
-        FUZZ_CHECK(length <= 16384);
-        FUZZ_CHECK(h[3] <= 0x9);  // DATA … CONTINUATION: no frame type of ours beyond RFC 9113's
-        if (first && preface_sent) FUZZ_CHECK(h[3] == 0x4 && (h[4] & 1) == 0);  // the server's SETTINGS first
-        first = false;
-        at += 9 + length;
-    }
-    FUZZ_CHECK(at == out.size());
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    constexpr std::size_t read_chunks[] = {SIZE_MAX, 1, 2, 9, 24, 100, 1000, 16384};
-    fuzz::input_reader in(data, size);
-    const auto config = in.byte();
-    const bool add_preface = (config & 1) == 0;
-    const auto client_bytes = in.rest();
-
-    auto transport = std::make_shared<test::memory_stream::state>();
-    if (add_preface) {
-        const auto* p = reinterpret_cast<const std::byte*>(client_preface.data());
-        transport->input.assign(p, p + client_preface.size());
-        const auto* s = reinterpret_cast<const std::byte*>(empty_settings.data());
-        transport->input.insert(transport->input.end(), s, s + empty_settings.size());
-    }
-    const auto* c = fuzz::as_bytes(client_bytes.data());
-    transport->input.insert(transport->input.end(), c, c + client_bytes.size());
-    transport->read_chunk = read_chunks[(config >> 1) & 7];
+    const auto input = fuzz::take_peer_input(data, size, {fuzz::client_magic, fuzz::as_text(empty_settings)});
+    const auto& transport = input.transport;
 
     bool finished = false;
     {
@@ -131,11 +101,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             test::memory_stream(io->get_executor(), transport), core, "fuzz");
         asio::co_spawn(*io, serve(connection, finished), check_no_exception);
         connection.reset();
-        // Bounded by steps, not time: the transport completes at once, so running out of work before the
-        // connection ended means it waits for something that never comes.
-        for (std::size_t steps = 0; io->poll_one() != 0; ++steps) FUZZ_CHECK(steps < 10'000'000);
+        fuzz::run_to_end(*io);
         FUZZ_CHECK(finished);
-        check_frames(transport->output, add_preface);
+        // The server's frames, its SETTINGS first.
+        fuzz::check_http2_frames(transport->output, input.preface_sent);
     }
     return 0;
 }

@@ -16,7 +16,8 @@
 #include <vector>
 
 #define DUPLEX_FUZZ_TARGETS(X) X(frame_header) X(utf8) X(close_payload) X(http_request) X(http_response) X(handshake) X(stream) \
-    X(deflate_negotiation) X(inflate) X(proxy_handshake) X(resp_reply) X(http2_connection)
+    X(deflate_negotiation) X(inflate) X(proxy_handshake) X(resp_reply) X(http2_connection) \
+    X(http2_client)
 
 #define DUPLEX_DECLARE(name) extern "C" int fuzz_##name(const std::uint8_t* data, std::size_t size);
 DUPLEX_FUZZ_TARGETS(DUPLEX_DECLARE)

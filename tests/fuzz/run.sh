@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-30}"
 shift || true
 all_targets=(frame_header utf8 close_payload http_request http_response handshake stream deflate_negotiation inflate
-             proxy_handshake resp_reply http2_connection)
+             proxy_handshake resp_reply http2_connection http2_client)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
