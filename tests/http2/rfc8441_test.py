@@ -9,7 +9,8 @@ Echo of sizes across DATA frame boundaries, fragments with an interleaved ping, 
 several WebSockets and requests on one connection, the close handshake both ways (END_STREAM on the
 last DATA, the peer's RST_STREAM(CANCEL) after it as Chromium sends it), RST_STREAM mid-message
 (connection_closed_prematurely on the handler's side), flow control per stream, version 8 (426),
-CONNECT without :protocol and with another protocol (501), and the graceful shutdown (GOAWAY, 1001).
+CONNECT without :protocol and with another protocol (501), and the graceful shutdown (GOAWAY, 1001), also
+with a peer that ignores it (cut off after shutdown_timeout).
 Every wait is bounded; the last line is "N passed, M failed", and the exit status is 1 when anything
 failed, or when a peer (python3-h2) is missing.
 """
@@ -414,6 +415,35 @@ def graceful_shutdown(target, binary, extra_args):
         server.kill()
 
 
+@case
+def shutdown_with_a_peer_that_ignores_it(target, binary, extra_args):
+    """SIGINT with a client that ignores the GOAWAY and the Close 1001 and keeps its stream open: the app
+    waits shutdown_timeout (1 s here) for it, then ends the connection and exits 0, saying so in its log."""
+    server = h2peer.Server(binary, ["--urls", f"{target.scheme}://127.0.0.1:0", "--shutdown-timeout-ms", "1000",
+                                    *extra_args])
+    try:
+        raw = h2peer.RawClient(server.port(target.scheme), target.ca_file if target.scheme == "https" else None)
+        raw.send(raw.headers(1, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", target.scheme),
+                                 (":authority", "127.0.0.1"), (":path", "/ws"), ("sec-websocket-version", "13")],
+                             end_stream=False))
+        raw.wait_for(lambda: raw.status(1) is not None, 5, "the 200")
+        server.process.send_signal(2)
+        raw.wait_for(lambda: raw.goaway() is not None and h2peer.parse_ws_frame(raw.received(1)[0]) is not None, 5,
+                     "GOAWAY and the Close")
+        # Nothing answered: the connection must be ended by the server, the process must exit.
+        try:
+            raw.wait_for(lambda: raw.closed, 10, "the server ending the connection")
+        except (TimeoutError, ConnectionError):
+            pass
+        status, output = server.stop(timeout=10)
+        check(f"{target.name}: a peer ignoring GOAWAY and Close 1001 is cut off after shutdown_timeout; exit 0",
+              raw.closed and status == 0 and "shutdown_timeout passed with 1 connection still open" in output,
+              f"closed {raw.closed}, exit {status}: {output[-500:]}")
+        raw.close()
+    finally:
+        server.kill()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--echo", required=True)
@@ -447,6 +477,7 @@ def main():
             close_then_cancel_at_once(target, args.app_server, ["--h2c", *tls])
             message_driven_api(target, args.echo, ["--h2c", *tls])
             graceful_shutdown(target, args.echo, ["--h2c", *tls])
+            shutdown_with_a_peer_that_ignores_it(target, args.app_server, ["--h2c", *tls])
         for server in servers:
             # The only errors logged: the handshakes refused on purpose (version 8), as over HTTP/1.1.
             server.check_clean_exit(lambda line: "Sec-WebSocket-Version" in line,
