@@ -145,10 +145,16 @@ public:
         wake_writer();
     }
 
-    // No thread runs the io_context any more (see connection_base::abandon).
+    // No thread runs the io_context any more (see connection_base::abandon). A handler suspended in a
+    // WebSocket operation waits in its tunnel, not in the io_context, and its WebSocket holds this
+    // connection: the tunnels end now, handing their pending completions to the io_context (whose
+    // shutdown destroys them with the handlers' frames), and the streams let go of their sockets.
     void abandon() noexcept {
-        for (auto& [id, stream] : streams_)
+        for (auto& [id, stream] : streams_) {
             if (stream->socket) stream->socket->end_request_now();
+            if (stream->tunnel) stream->tunnel->stream_closed(NGHTTP2_CANCEL);
+            stream->socket.reset();
+        }
     }
 
     // --- nghttp2's events (http2::server_session) ---
