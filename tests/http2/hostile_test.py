@@ -192,7 +192,11 @@ def unread_ack_flood(port, name, frame, ack_type):
     sent = 0
     started = time.monotonic()
     try:
-        while time.monotonic() - started < 20:  # bounded: the server stops reading long before
+        # Bounded by time and by count. A SETTINGS flood crosses nghttp2's bound within one read of the
+        # server (16 KiB: 1,820 frames); frames sent after that are read and dropped while the server
+        # lingers, and a flood that outlasted its linger would end in a reset that can discard the GOAWAY
+        # on its way to us.
+        while time.monotonic() - started < 20 and sent < 400_000:
             sock.sendall(flood)
             sent += 1000
     except OSError:
