@@ -2,7 +2,9 @@
 # Runs the test suites under the sanitizers, each build in its own directory beside build/:
 #   build-asan  AddressSanitizer + UndefinedBehaviorSanitizer (leaks included): the whole meson test
 #               suite (the Python-driven suites spawn the sanitized duplex-echo and clients) but the
-#               install test (suite "install": packaging, nothing for a sanitizer to see; 80 s of CI);
+#               install test (suite "install": packaging, nothing for a sanitizer to see; 80 s of CI) and
+#               the suite "repeat" (runs whose code another run covers, e.g. the client conformance
+#               suite over h2c beside the same over h2);
 #   build-tsan  ThreadSanitizer: the multi-threaded tests (suite "threads": tests/threads/, and duplex-chat
 #               under the chat test and the three-node cluster test).
 # Any sanitizer report fails the run, also one from a process whose exit status nobody checks (a server
@@ -79,7 +81,7 @@ for phase in "${phases[@]}"; do
     logs="$(pwd)/$dir/sanitizer-logs"
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$logs/asan" \
     UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan" \
-      meson test -C "$dir" --print-errorlogs --no-rebuild --no-suite install
+      meson test -C "$dir" --print-errorlogs --no-rebuild --no-suite install --no-suite repeat
     verdict "$dir" "asan+ubsan" $? || overall=1
     ;;
   tsan)
