@@ -291,17 +291,23 @@ def flow_control_per_stream(target, app):
     client.close()
 
 
+def open_raw_websocket(server, target, path):
+    """A raw-frame connection to `server` whose stream 1 is an accepted extended CONNECT for `path`."""
+    raw = h2peer.RawClient(server.port(target.scheme), target.ca_file if target.scheme == "https" else None)
+    raw.send(raw.headers(1, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", target.scheme),
+                             (":authority", "127.0.0.1"), (":path", path), ("sec-websocket-version", "13")],
+                         end_stream=False))
+    raw.wait_for(lambda: raw.status(1) is not None, 5, "the 200")
+    return raw
+
+
 @case
 def close_then_cancel_at_once(target, binary, extra_args):
     """Chromium's answer to a server's Close: its Close with END_STREAM and RST_STREAM(CANCEL) in one go.
     The handler must see the Close (a normal end), not the reset."""
     server = h2peer.Server(binary, ["--urls", f"{target.scheme}://127.0.0.1:0", *extra_args])
     try:
-        raw = h2peer.RawClient(server.port(target.scheme), target.ca_file if target.scheme == "https" else None)
-        raw.send(raw.headers(1, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", target.scheme),
-                                 (":authority", "127.0.0.1"), (":path", "/ws/echo-reporting"),
-                                 ("sec-websocket-version", "13")], end_stream=False))
-        raw.wait_for(lambda: raw.status(1) is not None, 5, "the 200")
+        raw = open_raw_websocket(server, target, "/ws/echo-reporting")
         server.process.send_signal(2)  # the server's Close 1001 comes with the graceful shutdown
         raw.wait_for(lambda: h2peer.parse_ws_frame(raw.received(1)[0]) is not None, 5, "the server's Close")
         raw.send(raw.data(1, h2peer.ws_frame(OP_CLOSE, (1001).to_bytes(2, "big")), end_stream=True),
@@ -389,11 +395,7 @@ def graceful_shutdown(target, binary, extra_args):
     the connection's end, refusing the frames of the streams that may still finish)."""
     server = h2peer.Server(binary, ["--urls", f"{target.scheme}://127.0.0.1:0", *extra_args])
     try:
-        raw = h2peer.RawClient(server.port(target.scheme), target.ca_file if target.scheme == "https" else None)
-        raw.send(raw.headers(1, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", target.scheme),
-                                 (":authority", "127.0.0.1"), (":path", "/ws"), ("sec-websocket-version", "13")],
-                             end_stream=False))
-        raw.wait_for(lambda: raw.status(1) is not None, 5, "the 200")
+        raw = open_raw_websocket(server, target, "/ws")
         raw.send(raw.data(1, h2peer.ws_frame(OP_TEXT, b"before")))
         raw.wait_for(lambda: len(raw.received(1)[0]) >= 8, 5, "the echo")
         echoed = raw.received(1)[0][:8]
@@ -423,11 +425,7 @@ def shutdown_with_a_peer_that_ignores_it(target, binary, extra_args):
     server = h2peer.Server(binary, ["--urls", f"{target.scheme}://127.0.0.1:0", "--shutdown-timeout-ms", "1000",
                                     *extra_args])
     try:
-        raw = h2peer.RawClient(server.port(target.scheme), target.ca_file if target.scheme == "https" else None)
-        raw.send(raw.headers(1, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", target.scheme),
-                                 (":authority", "127.0.0.1"), (":path", "/ws"), ("sec-websocket-version", "13")],
-                             end_stream=False))
-        raw.wait_for(lambda: raw.status(1) is not None, 5, "the 200")
+        raw = open_raw_websocket(server, target, "/ws")
         server.process.send_signal(2)
         raw.wait_for(lambda: raw.goaway() is not None and h2peer.parse_ws_frame(raw.received(1)[0]) is not None, 5,
                      "GOAWAY and the Close")
