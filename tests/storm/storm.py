@@ -780,13 +780,20 @@ class Mode:
     """What the storm over HTTP/1.1 (here) and over HTTP/2 (storm_h2.py) do differently: the server's extra
     arguments, the categories reported, the plan of a round (its clients) and of the final round, which
     clients hold on until the rest are done, how one runs (a list of results: an HTTP/2 connection
-    carries several WebSockets), how many WebSockets a plan holds (the RSS budget) and the report's own
-    lines."""
+    carries several WebSockets), how many WebSockets a plan holds (the RSS budget), the report's own
+    lines, the warm-up rounds before the RSS baseline and the RSS slack over it."""
 
-    def __init__(self, name, server_args, categories, plan, final_plan, holds, run, websockets, report):
+    def __init__(self, name, server_args, categories, plan, final_plan, holds, run, websockets, report, warmups=1,
+                 slack=None):
         self.name, self.server_args, self.categories = name, server_args, categories
         self.plan, self.final_plan, self.holds, self.run = plan, final_plan, holds, run
-        self.websockets, self.report = websockets, report
+        self.websockets, self.report, self.warmups = websockets, report, warmups
+        self.slack = slack or rss_slack
+
+
+def rss_slack(baseline, reduced):
+    """The RSS slack over the baseline (see the docstring)."""
+    return max(0.10 * baseline, 4 * MiB) if reduced else max(0.05 * baseline, 2 * MiB)
 
 
 async def round_of(ctx, mode, clients, rng, ramp, spread):
@@ -870,8 +877,10 @@ async def storm(args, mode):
     storm_time = 0.0
     try:
         # Warm-up: the storm's mix at its size (see the RSS baseline above), then let the server settle.
-        warm = await round_of(ctx, mode, mode.plan(args.clients, rng), rng, args.ramp, args.spread)
-        check(all(r["ok"] for r in warm), f"warm-up round: {sum(r['ok'] for r in warm)}/{len(warm)} clients as expected")
+        for _ in range(mode.warmups):
+            warm += await round_of(ctx, mode, mode.plan(args.clients, rng), rng, args.ramp, args.spread)
+        check(all(r["ok"] for r in warm), f"warm-up round{'s' if mode.warmups > 1 else ''}: "
+                                           f"{sum(r['ok'] for r in warm)}/{len(warm)} clients as expected")
         idle_fds = server.fds()
         await asyncio.sleep(1)
         await poll(lambda: server.fds() <= idle_fds, 10)
@@ -902,7 +911,7 @@ async def storm(args, mode):
         # Every connection released, and the memory with it.
         fds_back = await poll(lambda: server.alive and server.fds() <= baseline_fds, args.settle)
         check(fds_back, f"open descriptors back to the baseline: {baseline_fds} -> {server.fds()}")
-        slack = max(0.10 * baseline_rss, 4 * MiB) if args.reduced else max(0.05 * baseline_rss, 2 * MiB)
+        slack = mode.slack(baseline_rss, args.reduced)
         rss_back = await poll(lambda: server.alive and server.rss() <= baseline_rss + slack, args.settle)
         rss_line = (f"RSS back to within {mib(slack)} of the baseline: {mib(baseline_rss)} -> peak {mib(peak[0])} "
                     f"-> {mib(server.rss())}")
