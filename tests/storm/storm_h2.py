@@ -46,15 +46,18 @@ The rest is storm.py's: warm-up rounds of the same mix, the storm, a final well-
 server's descriptors back to the baseline, its RSS back near the baseline (reported but not checked for a
 sanitized server), a clean exit on SIGTERM. Every wait is bounded; exit status 1 on any failure.
 
-The RSS baseline is taken after two warm-up rounds, and the slack is max(10 %, 4 MiB) at both sizes. What
-the server keeps after a round is free memory that glibc does not hand back (holes in its heaps, left by
-the 1 MiB stream windows a slow consumer fills and the large messages' buffers): measured here at 300
-connections, five rounds on one server left 78, 146, 156, 161 and 162 MiB after peaks of 159-188 MiB,
-and malloc_trim(0) (through gdb) then brought it down to 11 MiB, so none of it was lost. One warm-up round
-leaves the baseline far below what the next round keeps (+68 MiB there); after two, a round added 10 MiB
-(7 %) and then less. The check still catches what a WebSocket keeps for good past about 20 KiB (10 % of
-~150 MiB over ~750 WebSockets at full size, 4 MiB over ~150 reduced); LeakSanitizer, in CI's ASan run of
-this storm, catches what is lost outright.
+The RSS baseline is taken after two warm-up rounds; the slack is max(10 %, 4 MiB) with --reduced and
+max(25 %, 4 MiB) at full size. What the server keeps after a round is free memory that glibc does not hand
+back (holes in its heaps, left by the 1 MiB stream windows slow consumers fill and by large messages'
+buffers, between allocations that live on): measured here at 300 connections, five rounds on one server
+left 78, 146, 156, 161 and 162 MiB after peaks of 159-188 MiB, and malloc_trim(0) (through gdb) then
+brought it down to 11 MiB, so none of it was lost; it creeps towards the peak and stops, where a leak
+would grow by the same amount every round. One warm-up round leaves the baseline far below what the next
+round keeps (+68 MiB there); after two, full-size storms added 11, 21 and 24 MiB (8-19 %) in three runs,
+hence 25 %: at full size the check only guards against gross leaks (over ~40 KiB per WebSocket). At the
+reduced size (CI's) the storm added 1.6-2.6 MiB in four runs, and max(10 %, 4 MiB) catches ~27 KiB kept
+per WebSocket (4 MiB over ~150); LeakSanitizer, in CI's ASan run of this storm, catches what is lost
+outright.
 """
 import argparse
 import asyncio
@@ -846,8 +849,8 @@ def report(by_category, ctx):
 
 
 def rss_slack(baseline, reduced):
-    """max(10 %, 4 MiB) at both sizes, after two warm-up rounds (see the docstring)."""
-    return max(0.10 * baseline, 4 * MiB)
+    """After two warm-up rounds: max(10 %, 4 MiB) reduced, max(25 %, 4 MiB) at full size (see the docstring)."""
+    return max((0.10 if reduced else 0.25) * baseline, 4 * MiB)
 
 
 MODE = storm.Mode(name="HTTP/2 connections", server_args=["--h2c"], categories=CATEGORIES, plan=plan,
