@@ -26,6 +26,9 @@ the server (its open descriptors back to the baseline) and its resident memory (
 within max(5 %, 2 MiB) of the baseline taken after the warm-up (max(10 %, 4 MiB) with --reduced, below). Everything is bounded in time; only the
 server started here is stopped (SIGTERM, by its PID), and it must exit cleanly. Exit status 1 on any failure.
 
+storm_h2.py runs the same rounds and checks over HTTP/2 (h2c, several WebSockets to a connection) through
+Mode, below.
+
 The RSS baseline and slack: the warm-up is the storm's own mix at the storm's size (its slowloris clients
 too: they hold connections while the rest runs, so the warm-up without them peaked lower than the storm,
 and the storm then left up to 2.1 MiB more behind in 1 of 2 runs; with them, 0.3-0.4 MiB here, but 2.0
