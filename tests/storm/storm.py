@@ -26,6 +26,9 @@ the server (its open descriptors back to the baseline) and its resident memory (
 within max(5 %, 2 MiB) of the baseline taken after the warm-up (max(10 %, 4 MiB) with --reduced, below). Everything is bounded in time; only the
 server started here is stopped (SIGTERM, by its PID), and it must exit cleanly. Exit status 1 on any failure.
 
+storm_h2.py runs the same rounds and checks over HTTP/2 (h2c, several WebSockets to a connection) through
+Mode, below.
+
 The RSS baseline and slack: the warm-up is the storm's own mix at the storm's size (its slowloris clients
 too: they hold connections while the rest runs, so the warm-up without them peaked lower than the storm,
 and the storm then left up to 2.1 MiB more behind in 1 of 2 runs; with them, 0.3-0.4 MiB here, but 2.0
@@ -776,24 +779,44 @@ def plan(count, rng):
     return categories
 
 
-async def round_of(ctx, categories, rng, ramp, spread):
+class Mode:
+    """What the storm over HTTP/1.1 (here) and over HTTP/2 (storm_h2.py) do differently: the server's extra
+    arguments, the categories reported, the plan of a round (its clients) and of the final round, which
+    clients hold on until the rest are done, how one runs (a list of results: an HTTP/2 connection
+    carries several WebSockets), how many WebSockets a plan holds (the RSS budget), the report's own
+    lines, the warm-up rounds before the RSS baseline and the RSS slack over it."""
+
+    def __init__(self, name, server_args, categories, plan, final_plan, holds, run, websockets, report, warmups=1,
+                 slack=None):
+        self.name, self.server_args, self.categories = name, server_args, categories
+        self.plan, self.final_plan, self.holds, self.run = plan, final_plan, holds, run
+        self.websockets, self.report, self.warmups = websockets, report, warmups
+        self.slack = slack or rss_slack
+
+
+def rss_slack(baseline, reduced):
+    """The RSS slack over the baseline (see the docstring)."""
+    return max(0.10 * baseline, 4 * MiB) if reduced else max(0.05 * baseline, 2 * MiB)
+
+
+async def round_of(ctx, mode, clients, rng, ramp, spread):
     """Runs the clients concurrently; the holders are released once every other client has finished."""
-    others = [c for c in categories if c not in HOLDERS]
+    others = [c for c in clients if not mode.holds(c)]
     remaining = [len(others)]
 
-    async def one(category):
-        r = await run_client(ctx, category, rng.getrandbits(64), rng.uniform(0, ramp))
-        if category not in HOLDERS:
+    async def one(client):
+        rs = await mode.run(ctx, client, rng.getrandbits(64), rng.uniform(0, ramp))
+        if not mode.holds(client):
             remaining[0] -= 1
             if remaining[0] == 0:
                 ctx.release.set()
-        return r
+        return rs
 
     ctx.release.clear()
     ctx.spread = spread
     if not others:
         ctx.release.set()
-    return await asyncio.gather(*(one(c) for c in categories))
+    return [r for rs in await asyncio.gather(*(one(c) for c in clients)) for r in rs]
 
 
 def raise_fd_limit(clients):
@@ -825,7 +848,18 @@ def report_failures(rounds):
         print(f"  … and {repeated} more like these")
 
 
-async def storm(args):
+def report(by_category, ctx):
+    """The HTTP/1.1 storm's own report lines."""
+    accepted = [r["accepted"] for r in by_category.get("slow_consumer", []) if "accepted" in r]
+    if accepted:
+        print(f"slow consumers: the server stopped taking data after {mib(min(accepted))} to {mib(max(accepted))} "
+              f"(the kernel's buffers hold at most {mib(ctx.slow_bound)})")
+    held = [r["held"] for r in by_category.get("slowloris", []) if "held" in r]
+    if held:
+        print(f"slowloris: dropped after {min(held):.1f} to {max(held):.1f} s (request timeout {REQUEST_TIMEOUT:g} s)")
+
+
+async def storm(args, mode):
     rng = random.Random(args.seed)
     limit = raise_fd_limit(args.clients)
     checks = []  # (passed, description)
@@ -835,19 +869,21 @@ async def storm(args):
         return passed
 
     log = tempfile.TemporaryFile(mode="w+")
-    server = Server(args.echo, log, ["--api", args.api] if args.api else [])
+    server = Server(args.echo, log, mode.server_args + (["--api", args.api] if args.api else []))
     await server.start()
     started = time.monotonic()
     ctx = Context(args, server.port, Payloads(rng))
     sanitized = server.sanitized()
-    print(f"storm: {args.clients} clients against {os.path.basename(args.echo)} (pid {server.process.pid}, port "
+    print(f"storm: {args.clients} {mode.name} against {os.path.basename(args.echo)} (pid {server.process.pid}, port "
           f"{server.port}), seed {args.seed}, fd limit {limit}{', sanitized server' if sanitized else ''}", flush=True)
     warm, results, final = [], [], []
     storm_time = 0.0
     try:
         # Warm-up: the storm's mix at its size (see the RSS baseline above), then let the server settle.
-        warm = await round_of(ctx, plan(args.clients, rng), rng, args.ramp, args.spread)
-        check(all(r["ok"] for r in warm), f"warm-up round: {sum(r['ok'] for r in warm)}/{len(warm)} clients as expected")
+        for _ in range(mode.warmups):
+            warm += await round_of(ctx, mode, mode.plan(args.clients, rng), rng, args.ramp, args.spread)
+        check(all(r["ok"] for r in warm), f"warm-up round{'s' if mode.warmups > 1 else ''}: "
+                                           f"{sum(r['ok'] for r in warm)}/{len(warm)} clients as expected")
         idle_fds = server.fds()
         await asyncio.sleep(1)
         await poll(lambda: server.fds() <= idle_fds, 10)
@@ -855,12 +891,12 @@ async def storm(args):
         print(f"baseline after warm-up: RSS {mib(baseline_rss)}, {baseline_fds} open descriptors", flush=True)
 
         # The storm.
-        categories = plan(args.clients, rng)
+        clients = mode.plan(args.clients, rng)
         peak, stop_sampling = [baseline_rss], asyncio.Event()
         sampler = asyncio.ensure_future(sample_peak(server, peak, stop_sampling))
         storm_started = time.monotonic()
         try:
-            results = await within(args.storm_timeout, round_of(ctx, categories, rng, args.ramp, args.spread),
+            results = await within(args.storm_timeout, round_of(ctx, mode, clients, rng, args.ramp, args.spread),
                                    "for the storm")
         except Failure as e:
             check(False, str(e))
@@ -870,7 +906,7 @@ async def storm(args):
         check(server.alive, "the server survived the storm")
 
         # The server keeps serving.
-        final = await round_of(ctx, ["well_behaved"] * args.final, rng, 0.5, 1.0)
+        final = await round_of(ctx, mode, mode.final_plan(args.final), rng, 0.5, 1.0)
         final_ok = sum(r["ok"] for r in final)
         check(final_ok == len(final), f"final well-behaved round after the storm: {final_ok}/{len(final)} clients, "
                                       f"{sum(r.get('echoed', 0) for r in final)} messages echoed intact")
@@ -878,7 +914,7 @@ async def storm(args):
         # Every connection released, and the memory with it.
         fds_back = await poll(lambda: server.alive and server.fds() <= baseline_fds, args.settle)
         check(fds_back, f"open descriptors back to the baseline: {baseline_fds} -> {server.fds()}")
-        slack = max(0.10 * baseline_rss, 4 * MiB) if args.reduced else max(0.05 * baseline_rss, 2 * MiB)
+        slack = mode.slack(baseline_rss, args.reduced)
         rss_back = await poll(lambda: server.alive and server.rss() <= baseline_rss + slack, args.settle)
         rss_line = (f"RSS back to within {mib(slack)} of the baseline: {mib(baseline_rss)} -> peak {mib(peak[0])} "
                     f"-> {mib(server.rss())}")
@@ -886,7 +922,7 @@ async def storm(args):
             print(f"not checked (sanitized server): {rss_line}")
         else:
             check(rss_back, rss_line)
-            budget = 256 * 1024 * len(categories)
+            budget = 256 * 1024 * mode.websockets(clients)
             check(peak[0] - baseline_rss <= budget,
                   f"RSS during the storm within 256 KiB per client over the baseline: peak {mib(peak[0])} "
                   f"(budget {mib(budget)})")
@@ -899,7 +935,7 @@ async def storm(args):
     for r in results:
         by_category[r["category"]].append(r)
     print(f"\n{'storm clients':<20}{'clients':>8}{'passed':>8}{'failed':>8}   variants")
-    for category in CATEGORIES:
+    for category in mode.categories:
         rs = by_category.get(category, [])
         variants = ", ".join(f"{v} {n}" for v, n in sorted(Counter(r["variant"] for r in rs if r["variant"]).items()))
         print(f"{category:<20}{len(rs):>8}{sum(r['ok'] for r in rs):>8}{sum(not r['ok'] for r in rs):>8}   {variants}")
@@ -908,13 +944,7 @@ async def storm(args):
           f"(of which corrupt {sum(r.get('corrupt', 0) for r in results)}); "
           f"pings {sum(r.get('pings', 0) for r in results)}, pongs {sum(r.get('pongs', 0) for r in results)}")
     print(f"failures injected: {sum(r['category'] != 'well_behaved' for r in results)} misbehaving clients")
-    accepted = [r["accepted"] for r in by_category.get("slow_consumer", []) if "accepted" in r]
-    if accepted:
-        print(f"slow consumers: the server stopped taking data after {mib(min(accepted))} to {mib(max(accepted))} "
-              f"(the kernel's buffers hold at most {mib(ctx.slow_bound)})")
-    held = [r["held"] for r in by_category.get("slowloris", []) if "held" in r]
-    if held:
-        print(f"slowloris: dropped after {min(held):.1f} to {max(held):.1f} s (request timeout {REQUEST_TIMEOUT:g} s)")
+    mode.report(by_category, ctx)
     print(f"duration: storm {storm_time:.1f} s, whole run {time.monotonic() - started:.1f} s")
     log.seek(0)
     server_lines = log.read().splitlines()
@@ -932,30 +962,48 @@ async def storm(args):
     return failed == 0
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+async def run_client_once(ctx, category, seed, delay):
+    return [await run_client(ctx, category, seed, delay)]
+
+
+MODE = Mode(name="clients", server_args=[], categories=CATEGORIES, plan=plan,
+            final_plan=lambda count: ["well_behaved"] * count, holds=lambda category: category in HOLDERS,
+            run=run_client_once, websockets=len, report=report)
+
+
+def add_arguments(parser, clients):
     parser.add_argument("--echo", required=True, help="the duplex-echo executable")
-    parser.add_argument("--reduced", action="store_true", help="the CI size: 200 clients, about 20 s")
-    parser.add_argument("--clients", type=int, help="clients in the storm (default 1000, 200 reduced)")
+    parser.add_argument("--reduced", action="store_true", help="the CI size")
+    parser.add_argument("--clients", type=int, help=clients)
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock, printed)")
     parser.add_argument("--api", help="duplex-echo's --api (awaitable, tokens or handlers)")
-    args = parser.parse_args()
+
+
+def defaults(args, clients, final):
+    """The sizes and timings of a run; `clients` and `final` (clients in the final round) by default."""
     if args.clients is None:
-        args.clients = 200 if args.reduced else 1000
+        args.clients = clients
     if args.seed is None:
         args.seed = int(time.time()) % 100000
     args.messages = 12 if args.reduced else 20          # per well-behaved client
     args.spread = 4.0 if args.reduced else 8.0         # seconds a well-behaved client spreads them over
     args.large_message = 256 * 1024 if args.reduced else 1024 * 1024
     args.ramp = 2.0 if args.reduced else 4.0           # seconds over which the clients connect
-    args.final = 20 if args.reduced else 50
+    args.final = final
     args.trickle_interval = 0.5
     args.stall_after = 2.0                              # a drain that waits this long: the server pushed back
     args.timer_slack = 5.0                              # lateness allowed to the server's request timer
     args.client_timeout = 60.0 if args.reduced else 120.0
     args.storm_timeout = 150.0 if args.reduced else 300.0
     args.settle = 30.0                                  # seconds for descriptors and RSS to come back
-    ok = asyncio.run(storm(args))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser, clients="clients in the storm (default 1000, 200 reduced)")
+    args = parser.parse_args()
+    defaults(args, clients=200 if args.reduced else 1000, final=20 if args.reduced else 50)
+    ok = asyncio.run(storm(args, MODE))
     sys.exit(0 if ok else 1)
 
 
