@@ -252,17 +252,11 @@ private:
             body.source.ptr = &ws;
             body.read_callback = read_body;
             ws.id = nghttp2_submit_request(session_, nullptr, request, std::size(request), &body, &ws);
-            if (ws.id < 0) ws.status = "none";
-        }
-        fail_unopened_if_refused();
-    }
-
-    void fail_unopened_if_refused() {
-        for (auto& ws : sockets_)
-            if (ws.id < 0 && !ws.open && ws.status == "none") {
+            if (ws.id < 0) {
                 ws.status = "failed";
                 ++s_.failed;
             }
+        }
     }
 
     // Counts every WebSocket not yet open as failed (once).
