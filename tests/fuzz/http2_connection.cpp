@@ -68,7 +68,7 @@ middleware pipeline_step(const websocket_options& options) {
 
 // The connection's whole life; `finished` once run() has returned.
 awaitable<void> serve(std::shared_ptr<detail::http2_connection<test::memory_stream>> connection, bool& finished) {
-    co_await connection->run({});
+    co_await connection->run({}, asio::steady_timer::clock_type::now() + std::chrono::seconds(10));
     finished = true;
 }
 

@@ -9,8 +9,8 @@ Echo of sizes across DATA frame boundaries, fragments with an interleaved ping, 
 several WebSockets and requests on one connection, the close handshake both ways (END_STREAM on the
 last DATA, the peer's RST_STREAM(CANCEL) after it as Chromium sends it), RST_STREAM mid-message
 (connection_closed_prematurely on the handler's side), flow control per stream, version 8 (426),
-CONNECT without :protocol and with another protocol (501), and the graceful shutdown (GOAWAY, 1001), also
-with a peer that ignores it (cut off after shutdown_timeout).
+CONNECT without :protocol and with another protocol (501), the h2c preface cut at every place, and the
+graceful shutdown (GOAWAY, 1001), also with a peer that ignores it (cut off after shutdown_timeout).
 Every wait is bounded; the last line is "N passed, M failed", and the exit status is 1 when anything
 failed, or when a peer (python3-h2) is missing.
 """
@@ -18,6 +18,7 @@ failed, or when a peer (python3-h2) is missing.
 import argparse
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -447,6 +448,29 @@ def shutdown_with_a_peer_that_ignores_it(target, binary, extra_args):
         server.kill()
 
 
+@case
+def h2c_preface_in_pieces(server):
+    """TCP may deliver the h2c preface in any pieces: each cut of it (and of the SETTINGS after it) must
+    still be HTTP/2, never an HTTP/1.1 answer to its first line (once 505 for a cut inside that line)."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + empty SETTINGS
+    wrong = []
+    for cut in range(1, len(preface)):
+        with socket.create_connection(("127.0.0.1", server.port("http")), timeout=5) as s:
+            s.sendall(preface[:cut])
+            time.sleep(0.02)  # so that the server reads the first piece alone
+            s.sendall(preface[cut:])
+            answer = b""
+            while len(answer) < 9:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            if len(answer) < 9 or answer.startswith(b"HTTP/") or answer[3] != 4:  # a SETTINGS frame first
+                wrong.append((cut, answer[:40]))
+    check("h2c: the preface cut at each of its 32 places still opens HTTP/2 (the server's SETTINGS)", not wrong,
+          f"{len(wrong)} cuts answered otherwise, e.g. {wrong[:3]}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--echo", required=True)
@@ -467,6 +491,8 @@ def main():
         for scheme in ("http", "https"):
             target = Target(echo, scheme, ca)
             settings_advertise_connect_protocol(target)
+            if scheme == "http":
+                h2c_preface_in_pieces(echo)
             echo_sizes(target)
             fragments_and_ping(target)
             many_websockets_and_requests_on_one_connection(target)

@@ -17,6 +17,7 @@
 #include <duplex/client/connect_options.hpp>
 #include <duplex/client/uri.hpp>
 #include <duplex/config.hpp>
+#include <duplex/detail/recycling_awaitable.hpp>
 #include <duplex/detail/transport.hpp>
 #include <duplex/http/request.hpp>
 #include <duplex/http2/client_session.hpp>
@@ -362,7 +363,7 @@ private:
     awaitable<void> read_loop([[maybe_unused]] std::shared_ptr<http2_connection> self) {
         while (session_.want_read()) {
             auto [ec, n] = co_await transport_.async_read_some(asio::buffer(read_buffer_.get(), read_buffer_size),
-                                                               use_nothrow_awaitable);
+                                                               duplex::detail::recycling_nothrow_awaitable());
             if (ec) {
                 if (ec != asio::error::operation_aborted && failure_.empty())
                     failure_ = ec == asio::error::eof ? "the server closed the connection" : ec.message();

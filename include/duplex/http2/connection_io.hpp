@@ -4,6 +4,7 @@
 #pragma once
 
 #include <duplex/config.hpp>
+#include <duplex/detail/recycling_awaitable.hpp>
 #include <duplex/detail/transport.hpp>
 
 #include <chrono>
@@ -18,7 +19,8 @@ namespace duplex::http2 {
 // session is over (it wants neither to read nor to write), `reading` has turned false with nothing left
 // to write, or a write fails; false when the session or a write failed. Waits on `wake` (whoever gives
 // the session something to send cancels it). `before_write()` runs before each write, and what it
-// returns lives until the write completes (the server's stall deadline).
+// returns lives until the write completes (the server's stall deadline). The wait and the write happen
+// per message: their memory is recycled (recycling_awaitable.hpp).
 template <class Transport, class Session, class BeforeWrite>
 awaitable<bool> write_frames(Transport& transport, Session& session, std::vector<std::byte>& out, asio::steady_timer& wake,
                              const bool& reading, std::size_t batch, BeforeWrite before_write) {
@@ -27,11 +29,11 @@ awaitable<bool> write_frames(Transport& transport, Session& session, std::vector
         if (out.empty()) {
             if (!reading || (!session.want_read() && !session.want_write())) co_return true;
             wake.expires_at(asio::steady_timer::time_point::max());
-            co_await wake.async_wait(duplex::detail::use_nothrow_awaitable);
+            co_await wake.async_wait(duplex::detail::recycling_nothrow_awaitable());
             continue;
         }
         [[maybe_unused]] const auto guard = before_write();
-        auto [ec, n] = co_await asio::async_write(transport, asio::buffer(out), duplex::detail::use_nothrow_awaitable);
+        auto [ec, n] = co_await asio::async_write(transport, asio::buffer(out), duplex::detail::recycling_nothrow_awaitable());
         out.clear();
         if (ec) co_return false;
     }

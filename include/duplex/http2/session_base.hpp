@@ -1,10 +1,12 @@
 // duplex::http2::session_base — what the server's and the client's sessions (session.hpp,
 // client_session.hpp) share: one nghttp2_session without I/O, created with nghttp2's protections from
-// http2_limits and without automatic window updates (the owner gives windows back), that takes the bytes
-// read from the connection and gives out the frames to write.
+// http2_limits, without automatic window updates (the owner gives windows back) and with its memory
+// recycled (session_memory.hpp), that takes the bytes read from the connection and gives out the frames
+// to write.
 #pragma once
 
 #include <duplex/http2/limits.hpp>
+#include <duplex/http2/session_memory.hpp>
 
 #include <nghttp2/nghttp2.h>
 
@@ -79,8 +81,9 @@ protected:
         nghttp2_option_set_max_settings(option, limits.max_settings);
         nghttp2_option_set_stream_reset_rate_limit(option, limits.stream_reset_burst, limits.stream_reset_rate);
         nghttp2_option_set_max_continuations(option, limits.max_continuations);
-        const int created = server ? nghttp2_session_server_new2(&session_, callbacks, user_data, option)
-                                   : nghttp2_session_client_new2(&session_, callbacks, user_data, option);
+        nghttp2_mem* memory = session_memory::get();
+        const int created = server ? nghttp2_session_server_new3(&session_, callbacks, user_data, option, memory)
+                                   : nghttp2_session_client_new3(&session_, callbacks, user_data, option, memory);
         nghttp2_option_del(option);
         nghttp2_session_callbacks_del(callbacks);
         if (created != 0) throw std::bad_alloc();

@@ -20,6 +20,7 @@
 #include <duplex/app/http_context.hpp>
 #include <duplex/app/websocket_options.hpp>
 #include <duplex/config.hpp>
+#include <duplex/detail/recycling_awaitable.hpp>
 #include <duplex/detail/transport.hpp>
 #include <duplex/http/host.hpp>
 #include <duplex/http/response.hpp>
@@ -108,15 +109,17 @@ public:
           write_deadline_(executor_),
           request_head_deadline_(executor_) {}
 
-    // Serves the connection until its end; `prefix` is what was read before it was known to be HTTP/2.
-    awaitable<void> run(std::span<const std::byte> prefix) {
+    // Serves the connection until its end; `prefix` is what was read before it was known to be HTTP/2, and
+    // the client's connection preface must be complete by `preface_deadline`.
+    awaitable<void> run(std::span<const std::byte> prefix, asio::steady_timer::time_point preface_deadline) {
         const auto self = this->shared_from_this();
+        arm_preface_deadline(preface_deadline);
         asio::co_spawn(executor_, write_loop(self), asio::detached);
         bool healthy = prefix.empty() || feed(prefix);
         while (healthy && session_.want_read()) {
             if (streams_.empty() && pipelines_ == 0) arm_idle();
             auto [ec, n] = co_await transport_.async_read_some(asio::buffer(read_buffer_.get(), read_buffer_size),
-                                                               use_nothrow_awaitable);
+                                                               recycling_nothrow_awaitable());
             idle_.cancel();
             if (ec) break;
             healthy = feed(std::span(read_buffer_.get(), n));
@@ -333,6 +336,10 @@ private:
 
     // Bytes read from the transport into nghttp2; false when the connection cannot go on.
     bool feed(std::span<const std::byte> bytes) {
+        if (preface_missing_ != 0) {
+            preface_missing_ -= std::min(preface_missing_, bytes.size());
+            if (preface_missing_ == 0) request_head_deadline_.cancel();  // before any request head can arm it
+        }
         const int rv = session_.receive(bytes);
         wake_writer();
         if (rv == 0) {
@@ -356,9 +363,9 @@ private:
     awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<http2_connection> self) {
         const bool healthy = co_await http2::write_frames(transport_, session_, out_, writer_wake_, reading_, write_batch, [this] {
             write_deadline_.expires_after(core_.options.request_timeout);
-            write_deadline_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
+            write_deadline_.async_wait(asio::bind_allocator(handler_allocator<void>{}, [weak = this->weak_from_this()](std::error_code ec) {
                 if (auto connection = weak.lock(); connection && !ec) close_transport(connection->transport_);
-            });
+            }));
             return cancel_on_exit{write_deadline_};
         });
         // The session is over (GOAWAY out and no stream left): the reader stops waiting for frames nobody
@@ -376,6 +383,20 @@ private:
         asio::steady_timer& timer;
         ~cancel_on_exit() { timer.cancel(); }
     };
+
+    // A client whose connection preface is not complete by `deadline` (a slowloris, trickling it) is cut
+    // off without a word, since it does not speak HTTP/2 yet, as an HTTP/1.1 request head would be. The
+    // request-head deadline's timer serves: no request head can come before the preface.
+    void arm_preface_deadline(asio::steady_timer::time_point deadline) {
+        request_head_deadline_.expires_at(deadline);
+        request_head_deadline_.async_wait(asio::bind_allocator(handler_allocator<void>{}, [weak = this->weak_from_this()](std::error_code ec) {
+            const auto connection = weak.lock();
+            if (!connection || ec || connection->preface_missing_ == 0) return;
+            connection->core_.log(log_level::debug, "HTTP/2 connection from " + connection->peer_ +
+                                                        " ended: its preface was not complete within request_timeout");
+            close_transport(connection->transport_);
+        }));
+    }
 
     // A request head (HEADERS and its CONTINUATIONs) not complete within request_timeout of the read that
     // left it incomplete blocks the whole connection (a slowloris): the connection ends with
@@ -598,9 +619,11 @@ private:
     asio::steady_timer idle_;
     asio::steady_timer write_deadline_;
     // request_timeout for a header block that has begun and not ended (at most one: RFC 9113 §6.10 lets
-    // no other frame in between), armed for `head_timed_` once a read leaves it incomplete.
+    // no other frame in between), armed for `head_timed_` once a read leaves it incomplete; before that,
+    // the preface's deadline.
     asio::steady_timer request_head_deadline_;
     std::int32_t head_pending_ = 0, head_timed_ = 0;
+    std::size_t preface_missing_ = 24;  // bytes of the client's connection preface still to come (RFC 9113 §3.4)
     std::unordered_map<std::int32_t, std::shared_ptr<request_stream>> streams_;
     std::size_t pipelines_ = 0;
     bool reading_ = true;

@@ -146,19 +146,23 @@ private:
         co_return !failure;
     }
 
-    // The connection becomes HTTP/2 (ALPN h2, or the h2c preface): `prefix` is what was read of it.
+    // The connection becomes HTTP/2 (ALPN h2, or the h2c preface): `prefix` is what was read of it. Its
+    // preface must be complete within request_timeout of its first byte (an h2c one's began as a request
+    // head, whose deadline it keeps).
     awaitable<void> serve_http2(std::span<const std::byte> prefix) {
+        const auto preface_deadline =
+            prefix.empty() ? std::chrono::steady_clock::now() + core_.options.request_timeout : deadline_.expiry();
         http2_ = std::make_shared<http2_connection<Transport>>(std::move(transport_), core_, peer());
         buffer_.reset();
         // A shutdown that came during the TLS handshake or the first read found no HTTP/2 connection.
         if (core_.stopping) http2_->shut_down();
-        co_await http2_->run(prefix);
+        co_await http2_->run(prefix, preface_deadline);
     }
 
     awaitable<void> serve() {
         for (bool first = true;; first = false) {
             http::request_parser parser(core_.options.http_limits);
-            const bool got_head = co_await read_head(parser);
+            const bool got_head = co_await read_head(parser, first && core_.options.http2_prior_knowledge);
             if (!got_head) co_return;
             // HTTP/2 with prior knowledge opens with "PRI * HTTP/2.0", which the HTTP/1.1 parser refuses
             // (505): on the first request of an h2c-enabled endpoint it hands the connection over.
@@ -219,13 +223,17 @@ private:
     std::string peer() const { return endpoint_text(peer_); }
 
     // Reads one request head. The idle timeout runs until its first byte, the request timeout after.
-    awaitable<bool> read_head(http::request_parser& parser) {
+    awaitable<bool> read_head(http::request_parser& parser, bool h2c_possible) {
         bool started = begin_ != end_;
         arm_deadline(started ? core_.options.request_timeout : core_.options.idle_timeout);
         for (;;) {
-            begin_ += parser.feed(buffered());
-            if (parser.status() != http::parse_status::need_more) break;
-            waiting_for_request_ = parser.head_bytes() == 0;
+            // The h2c preface's first line may arrive in pieces: the parser, which would consume them, gets
+            // the bytes once they can no longer be the start of that line, so that serve() sees it whole.
+            if (!(h2c_possible && could_be_preface_line())) {
+                begin_ += parser.feed(buffered());
+                if (parser.status() != http::parse_status::need_more) break;
+            }
+            waiting_for_request_ = parser.head_bytes() == 0 && begin_ == end_;
             if (!started && !waiting_for_request_) {
                 started = true;
                 arm_deadline(core_.options.request_timeout);
@@ -318,6 +326,12 @@ private:
         }
         deadline_.cancel();
         co_return true;
+    }
+
+    // Whether what was read so far is a proper start of the h2c preface's first line.
+    bool could_be_preface_line() const noexcept {
+        const auto seen = buffered_from_start();
+        return seen.size() < http2_preface_line.size() && http2_preface_line.starts_with(seen);
     }
 
     // Everything read on a connection that has not moved past its first request head yet.
