@@ -51,20 +51,8 @@ constexpr auto nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 // Large enough that neither side's windows limit the echo (RFC 9113 allows up to 2^31 - 1).
 constexpr std::int32_t window_size = 16 * 1024 * 1024;
 
-struct options {
-    std::string host = "127.0.0.1";
-    std::string port;
-    std::string path = "/ws";
-    int connections = 16;  // WebSockets
-    int streams_per_connection = 1;
-    std::size_t size = 64;
-    int depth = 1;
-    double warmup = 1.0;
-    double duration = 3.0;
-    bool text = true;
-    int server_pid = 0;
-    int server_core = -1;
-    int loadgen_core = -1;
+struct options : loadgen::tls_options {
+    int streams_per_connection = 1;  // WebSockets on each TLS connection
 };
 
 }  // namespace
@@ -85,45 +73,12 @@ using namespace loadgen;
 
 options parse_options(int argc, char** argv) {
     options o;
-    bool have_url = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        const auto value = [&]() -> std::string_view {
-            if (i + 1 >= argc) usage("an option is missing its value");
-            return argv[++i];
-        };
-        if (arg == "--url") {
-            std::string_view url = value();
-            if (url.starts_with("wss://")) url.remove_prefix(6);
-            else if (url.starts_with("https://")) url.remove_prefix(8);
-            else usage("--url must be wss://HOST:PORT/PATH");
-            const auto slash = url.find('/');
-            const auto authority = url.substr(0, slash);
-            o.path = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
-            const auto colon = authority.rfind(':');
-            if (colon == std::string_view::npos) usage("--url needs a port");
-            o.host = std::string(authority.substr(0, colon));
-            o.port = std::string(authority.substr(colon + 1));
-            have_url = true;
-        } else if (arg == "--connections") o.connections = number<int>(value(), "bad --connections");
-        else if (arg == "--streams-per-connection")
-            o.streams_per_connection = number<int>(value(), "bad --streams-per-connection");
-        else if (arg == "--size") o.size = number<std::size_t>(value(), "bad --size");
-        else if (arg == "--depth") o.depth = number<int>(value(), "bad --depth");
-        else if (arg == "--warmup") o.warmup = number<double>(value(), "bad --warmup");
-        else if (arg == "--duration") o.duration = number<double>(value(), "bad --duration");
-        else if (arg == "--text") o.text = true;
-        else if (arg == "--binary") o.text = false;
-        else if (arg == "--server-pid") o.server_pid = number<int>(value(), "bad --server-pid");
-        else if (arg == "--server-core") o.server_core = number<int>(value(), "bad --server-core");
-        else if (arg == "--loadgen-core") o.loadgen_core = number<int>(value(), "bad --loadgen-core");
-        else if (arg == "--mode") {
-            if (value() != "echo") usage("duplex-loadgen-h2 has only --mode echo");
-        } else usage(("unknown option " + std::string(arg)).c_str());
-    }
-    if (!have_url) usage("--url is required");
-    if (o.connections < 1 || o.depth < 1 || o.streams_per_connection < 1) usage("counts must be >= 1");
-    if (o.warmup < 0 || o.duration <= 0) usage("--duration must be > 0 and --warmup >= 0");
+    parse_tls_options(argc, argv, o, {"wss://", "https://"}, [&](std::string_view arg, auto&& value) {
+        if (arg != "--streams-per-connection") return false;
+        o.streams_per_connection = number<int>(value(), "bad --streams-per-connection");
+        return true;
+    });
+    if (o.streams_per_connection < 1) usage("counts must be >= 1");
     return o;
 }
 

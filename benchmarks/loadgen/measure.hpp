@@ -1,5 +1,5 @@
 // What the TLS load generators (duplex-loadgen-tls over HTTP/1.1, duplex-loadgen-h2 over HTTP/2) share:
-// reading the server's CPU time and the cores' load from /proc, the masked client frame built once, and
+// their options, reading the server's CPU time and the cores' load from /proc, the masked client frame built once, and
 // the count of the messages server frames complete. Each program defines usage() for number().
 #pragma once
 
@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <initializer_list>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -41,6 +42,68 @@ T number(std::string_view text, const char* what) {
         if (ec != std::errc{} || end != text.data() + text.size()) usage(what);
         return value;
     }
+}
+
+// ---------------------------------------------------------------- options
+
+// The options both TLS load generators take; duplex-loadgen-h2 adds --streams-per-connection.
+struct tls_options {
+    std::string host = "127.0.0.1";
+    std::string port;
+    std::string path = "/ws";
+    int connections = 16;  // WebSockets
+    std::size_t size = 64;
+    int depth = 1;
+    double warmup = 1.0;
+    double duration = 3.0;
+    bool text = true;
+    int server_pid = 0;
+    int server_core = -1;
+    int loadgen_core = -1;
+};
+
+// Parses argv into `o`; an option of the program's own goes to `extra(arg, value)`, which returns false
+// for one it does not know either. `schemes` are the URL schemes accepted (e.g. "wss://").
+template <class Extra>
+void parse_tls_options(int argc, char** argv, tls_options& o, std::initializer_list<std::string_view> schemes,
+                       Extra extra) {
+    bool have_url = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        const auto value = [&]() -> std::string_view {
+            if (i + 1 >= argc) usage("an option is missing its value");
+            return argv[++i];
+        };
+        if (arg == "--url") {
+            std::string_view url = value();
+            const auto scheme = std::find_if(schemes.begin(), schemes.end(), [&](auto s) { return url.starts_with(s); });
+            if (scheme == schemes.end()) usage("--url must be wss://HOST:PORT/PATH");
+            url.remove_prefix(scheme->size());
+            const auto slash = url.find('/');
+            const auto authority = url.substr(0, slash);
+            o.path = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
+            const auto colon = authority.rfind(':');
+            if (colon == std::string_view::npos) usage("--url needs a port");
+            o.host = std::string(authority.substr(0, colon));
+            o.port = std::string(authority.substr(colon + 1));
+            have_url = true;
+        } else if (arg == "--connections") o.connections = number<int>(value(), "bad --connections");
+        else if (arg == "--size") o.size = number<std::size_t>(value(), "bad --size");
+        else if (arg == "--depth") o.depth = number<int>(value(), "bad --depth");
+        else if (arg == "--warmup") o.warmup = number<double>(value(), "bad --warmup");
+        else if (arg == "--duration") o.duration = number<double>(value(), "bad --duration");
+        else if (arg == "--text") o.text = true;
+        else if (arg == "--binary") o.text = false;
+        else if (arg == "--server-pid") o.server_pid = number<int>(value(), "bad --server-pid");
+        else if (arg == "--server-core") o.server_core = number<int>(value(), "bad --server-core");
+        else if (arg == "--loadgen-core") o.loadgen_core = number<int>(value(), "bad --loadgen-core");
+        else if (arg == "--mode") {
+            if (value() != "echo") usage("only --mode echo is supported");
+        } else if (!extra(arg, value)) usage(("unknown option " + std::string(arg)).c_str());
+    }
+    if (!have_url) usage("--url is required");
+    if (o.connections < 1 || o.depth < 1) usage("counts must be >= 1");
+    if (o.warmup < 0 || o.duration <= 0) usage("--duration must be > 0 and --warmup >= 0");
 }
 
 // ---------------------------------------------------------------- /proc (as in duplex-loadgen)
