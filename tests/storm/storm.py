@@ -227,6 +227,20 @@ async def within(seconds, awaitable, what):
         raise Failure(f"timed out after {seconds:g} s {what}") from None
 
 
+async def read_message(read_frame, seconds, what, closed):
+    """One whole data message from `read_frame()` (each frame within `seconds`, waiting `what`), pings and
+    pongs skipped: (opcode, payload). A close frame instead fails with `closed(its payload)`."""
+    fin, opcode, parts = False, None, []
+    while not fin:
+        fin, op, data = await within(seconds, read_frame(), what)
+        if op in (TEXT, BINARY, CONT):
+            opcode = opcode or op
+            parts.append(data)
+        elif op == CLOSE:
+            raise Failure(closed(data))
+    return opcode, b"".join(parts)
+
+
 # ---- what the clients send ----
 
 class Payloads:
@@ -511,15 +525,9 @@ async def half_open(ctx, rng, note):
             # The server kept the connection while it was silent: it still works.
             conn.writer.write(whole[cut:])
             await conn.flush()
-            fin, opcode, parts = False, None, []
-            while not fin:
-                fin, op, data = await within(10, conn.read_frame(), "for the echo of a frame finished late")
-                if op in (TEXT, BINARY, CONT):
-                    opcode = opcode or op
-                    parts.append(data)
-                elif op == CLOSE:
-                    raise Failure("the server closed a connection that was only silent")
-            if opcode != BINARY or b"".join(parts) != payload:
+            opcode, echoed = await read_message(conn.read_frame, 10, "for the echo of a frame finished late",
+                                                lambda _: "the server closed a connection that was only silent")
+            if opcode != BINARY or echoed != payload:
                 raise Failure("the echo of a frame finished late is not intact")
             stats["sent"] += 1
             stats["echoed"] += 1

@@ -389,16 +389,10 @@ async def one_echo(ws, rng, stats, size=None):
     payload = rng.randbytes(rng.randrange(1, 3000) if size is None else size)
     ws.send(BINARY, payload)
     await ws.flush()
-    fin, opcode, parts = False, None, []
-    while not fin:
-        fin, op, data = await within(20, ws.read_frame(), "for an echo")
-        if op in (TEXT, BINARY, CONT):
-            opcode = opcode or op
-            parts.append(data)
-        elif op == CLOSE:
-            raise Failure(f"the server closed a WebSocket that was only slow: {data[:2].hex()}")
+    opcode, echoed = await storm.read_message(
+        ws.read_frame, 20, "for an echo", lambda data: f"the server closed a WebSocket that was only slow: {data[:2].hex()}")
     stats["sent"] += 1
-    if opcode != BINARY or b"".join(parts) != payload:
+    if opcode != BINARY or echoed != payload:
         stats["corrupt"] += 1
         raise Failure("an echo is not intact")
     stats["echoed"] += 1
@@ -781,7 +775,7 @@ async def split_preface(ctx, rng, note):
         ws = await conn.websocket(rng)
         await one_echo(ws, rng, note["stats"])
         await ws.close_handshake()
-    except Failure as e:
+    except Failure:
         if conn.first_bytes.startswith(b"HTTP/1.1"):
             raise Failure(f"the preface cut at byte {cut} was answered in HTTP/1.1: "
                           f"{conn.first_bytes.decode('latin-1')!r}") from None
